@@ -1,0 +1,47 @@
+# Customer Health Workflows. `make demo` and `make test` are the two commands a new
+# user needs; both set up the environment first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+# Never let uv fetch a Python build from outside the package registry.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/uv/bin/uv)
+VENV := .venv/bin
+
+.PHONY: setup demo test test-server lint bench clean help
+
+help:
+	@echo "make demo   set up, then generate sample exports and run a few nights (chw demo)"
+	@echo "make test   set up, then run the test suite against an embedded PostgreSQL"
+	@echo "make lint   ruff (Python) and sqlfluff (dbt SQL)"
+	@echo "make bench  benchmarks: generator, loader, dbt, reports"
+	@echo "make setup  create .venv from uv.lock (brings its own uv if there is none)"
+
+$(TOOLS)/uv/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: .venv/.synced
+
+demo: setup
+	$(VENV)/chw demo
+
+test: setup
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check plugins dags tests bench
+
+bench: setup
+	$(VENV)/python bench/run_all.py $(BENCH_ARGS)
+
+clean:
+	-$(VENV)/chw warehouse stop 2>/dev/null
+	rm -rf .chw

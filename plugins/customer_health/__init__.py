@@ -1,0 +1,1 @@
+"""Customer Health Workflows: loading, quality, reporting and the chw CLI."""

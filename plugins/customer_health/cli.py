@@ -1,0 +1,346 @@
+"""`chw`: the command line of Customer Health Workflows.
+
+Heavy imports (Airflow, dbt, pandas) happen inside the commands that need them,
+so `chw --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from customer_health import settings
+from customer_health.progress import Progress, say
+
+
+def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from exc
+
+
+DATE = {"callback": _parse_date, "metavar": "YYYY-MM-DD"}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Customer Health Workflows: nightly customer health from CRM and billing exports.
+
+    State lives under CHW_HOME (default .chw/ in the checkout). With CHW_WAREHOUSE_URL
+    unset, an embedded PostgreSQL is started there when a command needs it.
+    """
+
+
+# --- sample data ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Landing area to write: <out>/<system>/<date>/<entity>.csv",
+)
+@click.option(
+    "--accounts",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of customer accounts to simulate.",
+)
+@click.option("--start", required=True, **DATE, help="Date of the first (full) export.")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of nightly exports to write, the first one included.",
+)
+@click.option(
+    "--seed",
+    default=42,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed writes the same bytes.",
+)
+def generate(out: Path, accounts: int, start: date, days: int, seed: int) -> None:
+    """Write simulated, contract-conformant CRM and billing exports."""
+    from customer_health.generate import generate_landing
+
+    bar = Progress(days, "generate")
+    summary = generate_landing(
+        out,
+        accounts=accounts,
+        start=start,
+        days=days,
+        seed=seed,
+        progress=lambda done, _total: bar.update(done),
+    )
+    click.echo(
+        f"wrote {summary.total_rows:,} rows in {summary.seconds:.1f}s "
+        f"({summary.total_rows / max(summary.seconds, 1e-9):,.0f} rows/s) to {out}"
+    )
+
+
+# --- warehouse -----------------------------------------------------------------------------
+
+
+@main.group()
+def warehouse() -> None:
+    """The warehouse in use: its URI, and the embedded server's life cycle."""
+
+
+@warehouse.command("url")
+def warehouse_url() -> None:
+    """Print the URI of the warehouse in use."""
+    from customer_health import warehouse as wh
+
+    configured = settings.warehouse_url_setting()
+    if configured:
+        click.echo(configured)
+        return
+    paths = wh.embedded_paths()
+    try:
+        url = wh.embedded_url(paths)
+    except wh.WarehouseError:
+        raise click.ClickException(
+            f"the embedded warehouse in {paths.root} has never been started: "
+            "run `chw warehouse start` (or `chw demo`)"
+        ) from None
+    click.echo(url)
+    if not wh.embedded_running(paths):
+        say("note: the embedded warehouse is stopped; `chw warehouse start` keeps it running")
+
+
+@warehouse.command("start")
+def warehouse_start() -> None:
+    """Start the embedded warehouse and keep it running until `chw warehouse stop`."""
+    from customer_health import warehouse as wh
+
+    if not wh.is_embedded():
+        raise click.ClickException("CHW_WAREHOUSE_URL is set: there is no embedded server to start")
+    url = wh.acquire_embedded()
+    wh.pin_embedded(True)
+    wh.release_embedded()
+    click.echo(url)
+
+
+@warehouse.command("stop")
+def warehouse_stop() -> None:
+    """Stop the embedded warehouse cleanly."""
+    from customer_health import warehouse as wh
+
+    if not wh.is_embedded():
+        raise click.ClickException("CHW_WAREHOUSE_URL is set: there is no embedded server to stop")
+    was_running = wh.stop_embedded()
+    click.echo("stopped" if was_running else "was not running")
+
+
+@warehouse.command("status")
+def warehouse_status() -> None:
+    """Say which warehouse is in use and whether it answers."""
+    from customer_health import warehouse as wh
+
+    if not wh.is_embedded():
+        url = settings.warehouse_url_setting() or ""
+        version = wh.check_connection(url)
+        click.echo(f"configured warehouse {wh.redact(url)}: PostgreSQL {version}")
+        return
+    paths = wh.embedded_paths()
+    state = "running" if wh.embedded_running(paths) else "stopped"
+    click.echo(f"embedded warehouse in {paths.root}: {state}")
+
+
+def _psql_path() -> str:
+    from customer_health.warehouse import _bin
+
+    bundled = _bin("psql")
+    return str(bundled) if bundled.exists() else (shutil.which("psql") or "psql")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-c", "--command", "query", help="Run this SQL and exit, instead of a session.")
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def sql(query: str | None, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the warehouse (or run one query with -c)."""
+    from customer_health.warehouse import warehouse_session
+
+    with warehouse_session() as url:
+        args = [_psql_path(), url, "-v", "ON_ERROR_STOP=1", *psql_args]
+        if query is not None:
+            args += ["-c", query]
+        code = subprocess.call(args)
+    sys.exit(code)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--date", "day", required=True, **DATE, help="Export date to load.")
+@click.option(
+    "--landing", default=None, help="Landing area (folder or fsspec URL); default CHW_LANDING."
+)
+@click.option(
+    "--system",
+    type=click.Choice(["crm", "billing"]),
+    default=None,
+    help="Load one system only (default: both).",
+)
+def load(day: date, landing: str | None, system: str | None) -> None:
+    """Load one night's export folders into the warehouse's raw layer."""
+    from customer_health.loading import format_results, load_export
+    from customer_health.warehouse import warehouse_session
+
+    with warehouse_session() as url:
+        results = load_export(url, landing or settings.landing(), day, system=system)
+    click.echo(format_results(results))
+    rejected = [r for r in results if r.status == "rejected"]
+    if rejected:
+        for r in rejected:
+            say(f"rejected: {r.system}/{r.export_date}/{r.file_name}: {r.message}")
+        sys.exit(1)
+
+
+# --- the nightly pipeline ------------------------------------------------------------------
+
+
+def _run_nightly(day: date, landing: str) -> bool:
+    """Run the nightly DAG for one date, showing progress; True when it succeeded."""
+    from customer_health.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date, run_dag
+
+    say(f"nightly run for {day} (landing area {landing})")
+    started: list[str] = []
+
+    def on_event(event) -> None:
+        if event.kind == "started":
+            started.append(event.task_id)
+            say(f"  [{len(started):>2}] {event.task_id} ...")
+
+    outcome = run_dag(NIGHTLY_DAG_ID, nightly_logical_date(day), {"landing": landing}, on_event)
+    if outcome.succeeded:
+        say(f"nightly run for {day}: success ({len(outcome.tasks)} tasks); log {outcome.log_path}")
+        return True
+    say(f"nightly run for {day}: {outcome.state.upper()}")
+    for task in outcome.tasks:
+        if task.state == "failed":
+            say(f"  failed task: {task.task_id} (try {task.try_number})")
+            if task.error:
+                for line in task.error.splitlines():
+                    say(f"    {line}")
+    not_run = [
+        t.task_id for t in outcome.tasks if t.state in ("upstream_failed", "skipped", "None")
+    ]
+    if not_run:
+        say(f"  not run because of it: {', '.join(not_run)}")
+    say(f"  full Airflow log: {outcome.log_path}")
+    return False
+
+
+@main.command()
+@click.option("--date", "day", required=True, **DATE, help="Logical date of the night to run.")
+@click.option(
+    "--landing",
+    default=None,
+    help="Landing area (folder or fsspec URL); default CHW_LANDING or CHW_HOME/landing.",
+)
+def run(day: date, landing: str | None) -> None:
+    """Run the nightly DAG for one date through Airflow (dag.test)."""
+    from customer_health.warehouse import warehouse_session
+
+    with warehouse_session():
+        ok = _run_nightly(day, landing or settings.landing())
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--start", "first", required=True, **DATE, help="First logical date.")
+@click.option("--end", "last", required=True, **DATE, help="Last logical date (inclusive).")
+@click.option("--landing", default=None, help="Landing area; default CHW_LANDING.")
+def backfill(first: date, last: date, landing: str | None) -> None:
+    """Run the nightly DAG for each date of a range, in order; stop at the first failure."""
+    from customer_health.warehouse import warehouse_session
+
+    if last < first:
+        raise click.BadParameter("--end is before --start")
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    with warehouse_session():
+        for day in days:
+            if not _run_nightly(day, landing or settings.landing()):
+                say(f"backfill stopped at {day}; nights after it were not run")
+                sys.exit(1)
+    say(f"backfill {first}..{last}: {len(days)} nights succeeded")
+
+
+@main.command()
+@click.option("--accounts", default=60, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--history-days",
+    default=60,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Days of exports to generate.",
+)
+@click.option(
+    "--nights",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many of the last nights to run through the pipeline.",
+)
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
+    """Generate a small landing area under CHW_HOME and run its last few nights."""
+    from customer_health.generate import generate_landing
+    from customer_health.warehouse import embedded_paths, is_embedded, redact, warehouse_session
+
+    home = settings.chw_home()
+    landing = home / "demo" / "landing"
+    if landing.exists():
+        shutil.rmtree(landing)
+    end = date.today() - timedelta(days=1)
+    start = end - timedelta(days=history_days - 1)
+    bar = Progress(history_days, "generating demo exports")
+    generate_landing(
+        landing,
+        accounts=accounts,
+        start=start,
+        days=history_days,
+        seed=seed,
+        progress=lambda done, _total: bar.update(done),
+    )
+    first_night = max(start, end - timedelta(days=nights - 1))
+    with warehouse_session() as url:
+        day = first_night
+        while day <= end:
+            if not _run_nightly(day, str(landing)):
+                sys.exit(1)
+            day += timedelta(days=1)
+        where = redact(url)
+    click.echo("")
+    click.echo(f"demo done: {accounts} accounts, nights {first_night}..{end}")
+    click.echo(f"  landing area : {landing}")
+    click.echo(f"  reports      : {settings.reports_dir()}")
+    if is_embedded():
+        click.echo(f"  warehouse    : embedded PostgreSQL in {embedded_paths().root} (stopped now)")
+        click.echo("                 `chw sql` opens psql on it; `chw warehouse start` keeps it up")
+    else:
+        click.echo(f"  warehouse    : {where}")
+    click.echo(f"  Airflow home : {settings.airflow_home()}")
+
+
+def entrypoint() -> None:  # pragma: no cover - console script shim
+    main(prog_name=os.path.basename(sys.argv[0]) or "chw")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

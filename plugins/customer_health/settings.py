@@ -1,0 +1,112 @@
+"""Configuration, read from environment variables only.
+
+Every variable the project reads is declared in `ENV_VARS`, so the docs, the
+docker-compose test and the code agree on one list. Nothing here holds a secret.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The checkout (or installed tree) that holds dags/, dbt_project/ and expectations/.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str
+    meaning: str
+    needed_by_dags: bool = True
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar(
+        "CHW_HOME",
+        "<checkout>/.chw",
+        "folder for all local state: embedded warehouse, "
+        "Airflow home, logs, reports, demo landing area",
+    ),
+    EnvVar(
+        "CHW_WAREHOUSE_URL",
+        "(embedded)",
+        "libpq URI of the warehouse; unset: an embedded PostgreSQL is started under CHW_HOME",
+    ),
+    EnvVar(
+        "CHW_LANDING",
+        "$CHW_HOME/landing",
+        "landing area of the exports: a folder or an fsspec URL (s3://...)",
+    ),
+    EnvVar("CHW_REPORTS_DIR", "$CHW_HOME/reports", "where nightly reports are published"),
+    EnvVar("CHW_REPORTING_CURRENCY", "USD", "currency of every amount in the marts"),
+    EnvVar(
+        "CHW_QUARANTINE_THRESHOLD",
+        "0.01",
+        "share of quarantined rows above which a file is rejected whole",
+    ),
+    EnvVar(
+        "CHW_PROJECT_ROOT",
+        "<checkout>",
+        "folder holding dags/, dbt_project/ and "
+        "expectations/ (set where the package is installed elsewhere)",
+    ),
+)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def project_root() -> Path:
+    return Path(_env("CHW_PROJECT_ROOT") or PROJECT_ROOT).resolve()
+
+
+def chw_home() -> Path:
+    return Path(_env("CHW_HOME") or project_root() / ".chw").resolve()
+
+
+def warehouse_url_setting() -> str | None:
+    """The configured warehouse URI, or None when the embedded one is to be used."""
+    return _env("CHW_WAREHOUSE_URL")
+
+
+def landing() -> str:
+    return _env("CHW_LANDING") or str(chw_home() / "landing")
+
+
+def reports_dir() -> Path:
+    return Path(_env("CHW_REPORTS_DIR") or chw_home() / "reports").resolve()
+
+
+def reporting_currency() -> str:
+    return (_env("CHW_REPORTING_CURRENCY") or "USD").upper()
+
+
+def quarantine_threshold() -> float:
+    raw = _env("CHW_QUARANTINE_THRESHOLD") or "0.01"
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} is not a number") from exc
+    if not 0 <= value <= 1:
+        raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} must lie between 0 and 1")
+    return value
+
+
+def airflow_home() -> Path:
+    return chw_home() / "airflow"
+
+
+def dags_folder() -> Path:
+    return project_root() / "dags"
+
+
+def dbt_project_dir() -> Path:
+    return project_root() / "dbt_project"
+
+
+def expectations_dir() -> Path:
+    return project_root() / "expectations"

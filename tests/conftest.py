@@ -1,0 +1,87 @@
+"""Fixtures that give every test session a real PostgreSQL.
+
+By default an embedded server (the `pgserver` wheel) is started in a temporary
+`CHW_HOME`; with `CHW_TEST_WAREHOUSE_URL` set, that server is used instead. Either
+way the session works in its own freshly created database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from customer_health import warehouse
+
+
+def _with_database(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chw_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test session gets its own CHW_HOME, never the checkout's `.chw/`."""
+    home = tmp_path_factory.mktemp("chw_home")
+    previous = {k: os.environ.get(k) for k in ("CHW_HOME", "CHW_WAREHOUSE_URL")}
+    os.environ["CHW_HOME"] = str(home)
+    os.environ.pop("CHW_WAREHOUSE_URL", None)
+    yield home
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def server_admin_url(chw_home: Path) -> Iterator[str]:
+    """A URI with rights to create databases on the session's server."""
+    configured = os.environ.get("CHW_TEST_WAREHOUSE_URL")
+    if configured:
+        yield configured
+        return
+    paths = warehouse.embedded_paths(chw_home / "test-server")
+    url = warehouse.acquire_embedded(paths)
+    try:
+        yield _with_database(url, "postgres")
+    finally:
+        warehouse.stop_embedded(paths)
+
+
+@pytest.fixture(scope="session")
+def fresh_database_factory(server_admin_url: str) -> Iterator[Callable[[], str]]:
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"chw_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        created.append(name)
+        return _with_database(server_admin_url, name)
+
+    yield make
+    with psycopg.connect(server_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(fresh_database_factory: Callable[[], str]) -> str:
+    """A fresh, empty database for the whole test session."""
+    return fresh_database_factory()
+
+
+@pytest.fixture
+def fresh_database(fresh_database_factory: Callable[[], str]) -> Callable[[], str]:
+    """A factory of fresh, empty databases (each dropped at the end of the session)."""
+    return fresh_database_factory
