@@ -8,6 +8,8 @@ way the session works in its own freshly created database, dropped at the end.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,21 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from customer_health import warehouse
+from customer_health.airflow_env import configure_local_airflow
+
+# Airflow reads its configuration once, at its first import, which may come from a test
+# module's import: so the session's CHW_HOME and Airflow home are set here, at conftest
+# import, before any test module is collected.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="chw-test-home-"))
+os.environ["CHW_HOME"] = str(_SESSION_HOME)
+os.environ.pop("CHW_WAREHOUSE_URL", None)
+os.environ.setdefault("CHW_TASK_RETRIES", "0")
+configure_local_airflow()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    warehouse.stop_embedded(warehouse.embedded_paths(_SESSION_HOME / "test-server"))
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 def _with_database(url: str, dbname: str) -> str:
@@ -26,19 +43,10 @@ def _with_database(url: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def chw_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Each test session gets its own CHW_HOME, never the checkout's `.chw/`."""
-    home = tmp_path_factory.mktemp("chw_home")
-    previous = {k: os.environ.get(k) for k in ("CHW_HOME", "CHW_WAREHOUSE_URL")}
-    os.environ["CHW_HOME"] = str(home)
-    os.environ.pop("CHW_WAREHOUSE_URL", None)
-    yield home
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+@pytest.fixture(scope="session")
+def chw_home() -> Path:
+    """The test session's own CHW_HOME, never the checkout's `.chw/`."""
+    return _SESSION_HOME
 
 
 @pytest.fixture(scope="session")

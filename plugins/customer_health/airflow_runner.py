@@ -154,7 +154,7 @@ def load_dag(dag_id: str):
     if bag.import_errors:
         details = "\n".join(f"{path}: {err}" for path, err in bag.import_errors.items())
         raise DagImportError(f"DAG files failed to import:\n{details}")
-    dag = bag.get_dag(dag_id)
+    dag = bag.dags.get(dag_id)
     if dag is None:
         raise DagImportError(f"no DAG {dag_id!r} in {settings.dags_folder()}")
     return dag

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 #: The checkout (or installed tree) that holds dags/, dbt_project/ and expectations/.
@@ -46,6 +47,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "0.01",
         "share of quarantined rows above which a file is rejected whole",
     ),
+    EnvVar(
+        "CHW_SCHEDULE_START",
+        "2026-11-01",
+        "first logical date of the nightly schedule (catchup runs every night since)",
+    ),
+    EnvVar("CHW_TASK_RETRIES", "2", "retries of a failed task (with exponential backoff)"),
+    EnvVar("CHW_RETRY_DELAY", "300", "seconds before a task's first retry"),
+    EnvVar(
+        "CHW_EXPORT_WAIT_TIMEOUT",
+        "21600",
+        "seconds a night waits for its export folders before failing",
+    ),
+    EnvVar("CHW_EXPORT_POKE_INTERVAL", "300", "seconds between two looks at the landing area"),
     EnvVar(
         "CHW_PROJECT_ROOT",
         "<checkout>",
@@ -110,3 +124,40 @@ def dbt_project_dir() -> Path:
 
 def expectations_dir() -> Path:
     return project_root() / "expectations"
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from exc
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def schedule_start() -> date:
+    raw = _env("CHW_SCHEDULE_START") or "2026-11-01"
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"CHW_SCHEDULE_START={raw!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def task_retries() -> int:
+    return _int("CHW_TASK_RETRIES", 2)
+
+
+def retry_delay_seconds() -> int:
+    return _int("CHW_RETRY_DELAY", 300, minimum=1)
+
+
+def export_wait_timeout_seconds() -> int:
+    return _int("CHW_EXPORT_WAIT_TIMEOUT", 6 * 3600)
+
+
+def export_poke_interval_seconds() -> int:
+    return _int("CHW_EXPORT_POKE_INTERVAL", 300, minimum=1)
