@@ -37,7 +37,6 @@ test: setup
 
 lint: setup
 	$(VENV)/ruff check .
-	$(VENV)/ruff format --check plugins dags tests bench
 
 bench: setup
 	$(VENV)/python bench/run_all.py $(BENCH_ARGS)
