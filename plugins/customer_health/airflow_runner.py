@@ -44,6 +44,19 @@ class TaskOutcome:
     try_number: int
     error: str | None = None
 
+    @property
+    def error_summary(self) -> str | None:
+        """The exception line(s) at the end of the error, without the traceback."""
+        if not self.error:
+            return None
+        lines = self.error.splitlines()
+        tail: list[str] = []
+        for line in reversed(lines):
+            if line[:1].isspace() or line.startswith("Traceback"):
+                break
+            tail.append(line)
+        return "\n".join(reversed(tail)) if tail else lines[-1].strip()
+
 
 @dataclass
 class RunOutcome:
@@ -68,6 +81,9 @@ class RunOutcome:
 class ProgressEvent:
     kind: str  # "started" | "finished"
     task_id: str
+    #: The terminal (or whatever stderr was before the run): stdout and stderr are
+    #: captured into the run's log while it runs, so progress must be written here.
+    console: IO[str] = field(default=sys.__stderr__, repr=False)
 
 
 class _LogWatcher:
@@ -76,6 +92,7 @@ class _LogWatcher:
     def __init__(self, log_file: IO[str], on_event: Callable[[ProgressEvent], None] | None):
         self.log_file = log_file
         self.on_event = on_event
+        self.console: IO[str] = sys.__stderr__
         self.current_task: str | None = None
         self.errors: dict[str, list[str]] = {}
         self._collecting: list[str] | None = None
@@ -91,9 +108,9 @@ class _LogWatcher:
                 return
         if m := _START.search(text):
             self.current_task = m.group(1)
-            self._emit(ProgressEvent("started", self.current_task))
+            self._emit(ProgressEvent("started", self.current_task, self.console))
         elif m := _END.search(text):
-            self._emit(ProgressEvent("finished", m.group(1)))
+            self._emit(ProgressEvent("finished", m.group(1), self.console))
         elif _FAILED.search(text) and self.current_task:
             self._collecting = self.errors.setdefault(self.current_task, [])
             self._collecting.clear()
@@ -120,6 +137,7 @@ def _captured_output(watcher: _LogWatcher) -> Iterator[None]:
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
     os.close(write_fd)
+    watcher.console = os.fdopen(os.dup(saved_err), "w", buffering=1, encoding="utf-8")
 
     def pump() -> None:
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
@@ -138,6 +156,7 @@ def _captured_output(watcher: _LogWatcher) -> Iterator[None]:
         os.close(saved_out)
         os.close(saved_err)
         reader.join(timeout=30)
+        watcher.console.close()
 
 
 def _prepare_metadata_db() -> None:

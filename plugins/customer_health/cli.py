@@ -198,16 +198,16 @@ def sql(query: str | None, psql_args: tuple[str, ...]) -> None:
 )
 def load(day: date, landing: str | None, system: str | None) -> None:
     """Load one night's export folders into the warehouse's raw layer."""
-    from customer_health.loading import format_results, load_export
+    from customer_health.loading import LoadError, format_results, load_export
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
-        results = load_export(url, landing or settings.landing(), day, system=system)
+        try:
+            results = load_export(url, landing or settings.landing(), day, system=system)
+        except LoadError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(format_results(results))
-    rejected = [r for r in results if r.status == "rejected"]
-    if rejected:
-        for r in rejected:
-            say(f"rejected: {r.system}/{r.export_date}/{r.file_name}: {r.message}")
+    if any(r.status == "rejected" for r in results):
         sys.exit(1)
 
 
@@ -224,7 +224,7 @@ def _run_nightly(day: date, landing: str) -> bool:
     def on_event(event) -> None:
         if event.kind == "started":
             started.append(event.task_id)
-            say(f"  [{len(started):>2}] {event.task_id} ...")
+            say(f"  [{len(started):>2}] {event.task_id} ...", event.console)
 
     outcome = run_dag(NIGHTLY_DAG_ID, nightly_logical_date(day), {"landing": landing}, on_event)
     if outcome.succeeded:
@@ -234,8 +234,8 @@ def _run_nightly(day: date, landing: str) -> bool:
     for task in outcome.tasks:
         if task.state == "failed":
             say(f"  failed task: {task.task_id} (try {task.try_number})")
-            if task.error:
-                for line in task.error.splitlines():
+            if task.error_summary:
+                for line in task.error_summary.splitlines():
                     say(f"    {line}")
     not_run = [
         t.task_id for t in outcome.tasks if t.state in ("upstream_failed", "skipped", "None")

@@ -82,12 +82,12 @@ def export_folder_ready(
     complete, missing = export_folder_status(landing, system, day)
     if complete:
         return True
-    waited = datetime.now(UTC) - waiting_since
     listing = ", ".join(missing)
-    if waited >= timeout:
+    if datetime.now(UTC) - waiting_since >= timeout:
         raise ExportFolderIncomplete(
-            f"export folder {system}/{day} in {landing} is still incomplete after waiting "
-            f"{_hours(waited)}: missing {listing}"
+            f"export folder {system}/{day} in {landing} is incomplete and its wait "
+            f"(CHW_EXPORT_WAIT_TIMEOUT={int(timeout.total_seconds())}s, {_hours(timeout)}) "
+            f"is over: missing {listing}"
         )
     log.info("export folder %s/%s incomplete, waiting: missing %s", system, day, listing)
     return False

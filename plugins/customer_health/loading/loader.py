@@ -1,0 +1,301 @@
+"""Load a night's export files into raw.*, one transaction per (system, date, entity).
+
+Per file: take an advisory lock on (system, date, entity); skip an identical
+re-delivery; otherwise delete that date's rows of the entity and stream the file
+through COPY (`scanner`), spool bad rows, check the manifest and the quarantine
+threshold, then write quarantine and ledger rows and commit. Any rejection rolls
+everything back and writes the ledger row (and the quarantined rows of a file
+rejected for its share of bad rows) in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from queue import Queue
+
+import psycopg
+from psycopg import Connection, sql
+from psycopg.copy import QueuedLibpqWriter
+from upath import UPath
+
+from customer_health import settings
+from customer_health.contract import MANIFEST_NAME, SYSTEMS, Entity, entities
+from customer_health.contract import entity as contract_entity
+from customer_health.loading import ledger
+from customer_health.loading.landing import (
+    ExportFolder,
+    LoadError,
+    Manifest,
+    ManifestError,
+    export_folder_status,
+    parse_export_date,
+)
+from customer_health.loading.quarantine import QuarantineSpool
+from customer_health.loading.results import FileResult
+from customer_health.loading.scanner import CHUNK_SIZE, FileRejected, Scanner
+from customer_health.raw_schema import ensure_schemas
+
+Landing = str | os.PathLike[str] | UPath
+Progress = Callable[[FileResult], object]
+QUEUE_DEPTH = 32  # buffers of at most 128 KiB waiting for the server
+
+
+class _Rejected(Exception):
+    def __init__(self, message: str, load_id: int | None = None, sha256: str | None = None,
+                 rows_read: int = 0, spool: QuarantineSpool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.load_id = load_id
+        self.sha256 = sha256
+        self.rows_read = rows_read
+        self.spool = spool
+
+
+def connect(url: str) -> Connection:
+    try:
+        return psycopg.connect(url, autocommit=True, application_name="chw-load")
+    except psycopg.OperationalError as exc:
+        raise LoadError(f"cannot connect to the warehouse: {exc}".strip()) from None
+
+
+def prepare(conn: Connection) -> None:
+    """Create raw.* and audit.* if missing (serialised: parallel load tasks race on DDL)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtextextended('chw:ensure_schemas', 0))")
+        ensure_schemas(conn)
+
+
+def load_export(url: str, landing: Landing, export_date: date | str, system: str | None = None,
+                entity: str | None = None, threshold: float | None = None,
+                progress: Progress | None = None) -> list[FileResult]:
+    """Load one night's export folders: every entity of the system(s), or one entity.
+
+    Without `entity`, a folder that is not complete (contract rule) raises LoadError
+    before anything is loaded. `progress` is called with each file's result.
+    """
+    export_date = parse_export_date(export_date)
+    targets = _targets(system, entity)
+    if entity is None:
+        for sys_name in dict.fromkeys(e.system for e in targets):
+            complete, missing = export_folder_status(landing, sys_name, export_date)
+            if not complete:
+                raise LoadError(
+                    f"export {sys_name}/{export_date} is not complete, nothing was loaded;"
+                    f" missing: {', '.join(missing)}"
+                )
+    results = []
+    with connect(url) as conn:
+        prepare(conn)
+        folders: dict[str, tuple[ExportFolder, Manifest | None, str | None]] = {}
+        for ent in targets:
+            if ent.system not in folders:
+                folders[ent.system] = _open_folder(landing, ent.system, export_date)
+            folder, manifest, manifest_error = folders[ent.system]
+            result = _load_entity(conn, folder, ent, _threshold(threshold), manifest,
+                                  manifest_error)
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    return results
+
+
+def load_file(url: str, landing: Landing, export_date: date | str, system: str, entity: str,
+              threshold: float | None = None) -> FileResult:
+    """Load one (system, date, entity) file: what one task of the nightly DAG runs."""
+    (ent,) = _targets(system, entity)
+    with connect(url) as conn:
+        prepare(conn)
+        folder, manifest, manifest_error = _open_folder(landing, ent.system, export_date)
+        return _load_entity(conn, folder, ent, _threshold(threshold), manifest, manifest_error)
+
+
+def _targets(system: str | None, entity: str | None) -> list[Entity]:
+    if system is not None and system not in SYSTEMS:
+        raise LoadError(f"unknown system {system!r}: expected one of {', '.join(SYSTEMS)}")
+    if entity is None:
+        return list(entities(system))
+    systems = [system] if system else [e.system for e in entities() if e.name == entity]
+    try:
+        return [contract_entity(systems[0] if systems else SYSTEMS[0], entity)]
+    except KeyError as exc:
+        raise LoadError(str(exc).strip("\"'")) from None
+
+
+def _threshold(threshold: float | None) -> float:
+    value = settings.quarantine_threshold() if threshold is None else threshold
+    if not 0 <= value <= 1:
+        raise LoadError(f"quarantine threshold {value!r} must lie between 0 and 1")
+    return value
+
+
+def _open_folder(landing: Landing, system: str,
+                 export_date: date | str) -> tuple[ExportFolder, Manifest | None, str | None]:
+    folder = ExportFolder(landing, system, export_date)
+    try:
+        return folder, folder.manifest(), None
+    except ManifestError as exc:
+        return folder, None, str(exc)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_entity(conn: Connection, folder: ExportFolder, ent: Entity, threshold: float,
+                 manifest: Manifest | None, manifest_error: str | None) -> FileResult:
+    started_at, t0 = _now(), time.monotonic()
+    name = ent.file_name
+
+    def result(status: str, message: str, **counts: object) -> FileResult:
+        return FileResult(folder.system, folder.export_date, ent.name, name, status,
+                          message=message, seconds=time.monotonic() - t0, **counts)
+
+    listed = manifest.files.get(ent.file_name) if manifest else None
+    try:
+        if manifest_error:
+            raise _Rejected(f"the manifest cannot be used: {manifest_error}")
+        if not folder.exists(ent.file_name):
+            if manifest is not None and listed is None:
+                return result("absent", f"not part of this export ({MANIFEST_NAME} does not"
+                                        " list it)")
+            raise _Rejected("the file is missing" + (
+                f" although {MANIFEST_NAME} lists it" if listed else ""))
+        if manifest is not None and listed is None:
+            raise _Rejected(f"{MANIFEST_NAME} does not list this file: the export is"
+                            " inconsistent, ask the exporter to re-deliver the folder")
+        with conn.transaction():
+            return _load_in_transaction(conn, folder, ent, threshold, manifest, result)
+    except _Rejected as rej:
+        rejected = result("rejected", rej.message, rows_read=rej.rows_read,
+                          rows_quarantined=rej.spool.count if rej.spool else 0,
+                          sha256=rej.sha256)
+        with conn.transaction():
+            load_id = rej.load_id or ledger.next_load_id(conn)
+            ledger.record(conn, load_id, rejected, started_at, _now())
+            if rej.spool:
+                rej.spool.write(conn)
+                rej.spool.close()
+        return rejected
+
+
+def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, threshold: float,
+                         manifest: Manifest | None,
+                         result: Callable[..., FileResult]) -> FileResult:
+    started_at = _now()
+    key = f"chw:load:{folder.system}:{ent.name}:{folder.export_date.isoformat()}"
+    conn.execute("set local time zone 'UTC'")
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+    path = folder.file(ent.file_name)
+    previous = ledger.previous_load(conn, folder.system, folder.export_date, ent.name)
+    if previous is not None:
+        sha = _sha256(path)
+        if sha == previous.sha256:
+            skipped = result("skipped", f"identical to the file loaded by load {previous.load_id}"
+                             f" at {previous.finished_at:%Y-%m-%d %H:%M:%S%z}; nothing changed",
+                             sha256=sha)
+            ledger.record(conn, ledger.next_load_id(conn), skipped, started_at, _now())
+            return skipped
+    replaced = conn.execute(
+        sql.SQL("delete from {} where _export_date = %s").format(
+            sql.Identifier("raw", ent.raw_table)), (folder.export_date,)
+    ).rowcount
+    load_id = ledger.next_load_id(conn)
+    spool = QuarantineSpool(folder.system, folder.export_date, ent.name, ent.file_name, load_id)
+    try:
+        with path.open("rb") as stream:
+            scanner = Scanner(stream, ent, folder.export_date, folder.relative(ent.file_name),
+                              spool, chunk_size=CHUNK_SIZE)
+            try:
+                scanner.read_header()
+                cursor = conn.cursor()
+                with cursor.copy(_copy_sql(ent, scanner.copy_columns),
+                                 writer=_QueuedWriter(cursor)) as copy:
+                    for batch in scanner.batches():
+                        copy.write(batch)
+            except FileRejected as exc:
+                raise _Rejected(str(exc), load_id, scanner.sha256(), scanner.rows_read) from None
+            sha = scanner.sha256()
+    except psycopg.errors.DataError as exc:
+        raise _Rejected(f"PostgreSQL refused a row that passed the loader's checks ({exc});"
+                        " this is a loader bug: report it with the file", load_id) from None
+    except OSError as exc:
+        raise _Rejected(f"cannot read the file: {exc}", load_id) from None
+    read, bad = scanner.rows_read, scanner.rows_quarantined
+    problems = _manifest_problems(manifest, ent, read, sha)
+    if problems:
+        raise _Rejected(f"does not match {MANIFEST_NAME}: {problems}; nothing loaded",
+                        load_id, sha, read, spool)
+    if read and bad > threshold * read:
+        raise _Rejected(
+            f"{bad} of {read} rows ({bad / read:.2%}) do not fit their types, above the"
+            f" quarantine threshold of {threshold:.2%}: the whole file is held back"
+            f" (first: {_first(spool)}; all in audit.quarantine with load_id {load_id})",
+            load_id, sha, read, spool)
+    spool.write(conn)
+    spool.close()
+    notes = []
+    if bad:
+        notes.append(f"{bad} row(s) quarantined ({bad / read:.2%}; first: {_first(spool)})")
+    if scanner.drift:
+        notes.append("schema drift: unknown column(s) " + ", ".join(scanner.drift) +
+                     " not loaded")
+    if scanner.missing_optional:
+        notes.append("optional column(s) " + ", ".join(scanner.missing_optional) +
+                     " not in the file: loaded as empty")
+    if previous is not None:
+        notes.append(f"replaced {replaced} row(s) of load {previous.load_id}")
+    if manifest is not None:
+        notes.append(f"matches {MANIFEST_NAME}")
+    loaded = result("loaded", "; ".join(notes), rows_read=read, rows_loaded=scanner.rows_loaded,
+                    rows_quarantined=bad, sha256=sha)
+    ledger.record(conn, load_id, loaded, started_at, _now())
+    return loaded
+
+
+class _QueuedWriter(QueuedLibpqWriter):
+    """Sends COPY data from a thread, so parsing the next block overlaps the server's work.
+
+    psycopg's queue holds up to 1024 buffers (128 MiB); a short queue keeps the
+    loader's memory flat when the server is the slower side.
+    """
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=QUEUE_DEPTH)
+
+
+def _copy_sql(ent: Entity, columns: list[str]) -> sql.Composed:
+    names = [sql.Identifier(c) for c in columns]
+    provenance = [sql.Identifier(c) for c in ("_export_date", "_source_file", "_line_number")]
+    force_null = sql.SQL(", force_null ({})").format(sql.SQL(", ").join(names)) if names \
+        else sql.SQL("")
+    return sql.SQL("copy {} ({}) from stdin with (format csv{})").format(
+        sql.Identifier("raw", ent.raw_table), sql.SQL(", ").join(names + provenance), force_null)
+
+
+def _manifest_problems(manifest: Manifest | None, ent: Entity, rows: int, sha: str) -> str:
+    if manifest is None:
+        return ""
+    entry = manifest.files[ent.file_name]
+    problems = []
+    if entry.rows is not None and entry.rows != rows:
+        problems.append(f"{rows} rows read, the manifest says {entry.rows}")
+    if entry.sha256 is not None and entry.sha256 != sha:
+        problems.append(f"sha256 {sha} differs from the manifest's {entry.sha256}")
+    return " and ".join(problems)
+
+
+def _first(spool: QuarantineSpool) -> str:
+    return "; ".join(f"line {line}: {reason}" for line, reason in spool.first[:1])
+
+
+def _sha256(path: UPath) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()

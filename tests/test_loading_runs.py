@@ -1,0 +1,261 @@
+"""Whole-file and whole-run behaviour: re-delivery, replacement, manifests, folders,
+fsspec URLs, concurrency, a killed load, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import fsspec
+import pytest
+from loading_helpers import (
+    ACT_HEADER,
+    DAY,
+    act,
+    csv_text,
+    ledger,
+    manifest_for,
+    quarantine,
+    query,
+    raw_rows,
+    write_export,
+)
+
+from customer_health.contract import entities
+from customer_health.loading import (
+    LoadError,
+    export_folder_status,
+    format_results,
+    load_export,
+    load_file,
+)
+
+
+@pytest.fixture
+def db(fresh_database) -> str:
+    return fresh_database()
+
+
+def activities(n: int, start: int = 1) -> str:
+    return csv_text(ACT_HEADER, [act(i) for i in range(start, start + n)])
+
+
+def test_identical_redelivery_is_skipped(db, tmp_path):
+    write_export(tmp_path, "crm", {"activities.csv": activities(3)})
+    first = load_file(db, tmp_path, DAY, "crm", "activities")
+    before = query(db, "select activity_id, _loaded_at from raw.crm_activities order by 1")
+    second = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert (first.status, second.status) == ("loaded", "skipped")
+    assert second.sha256 == first.sha256
+    assert query(db, "select activity_id, _loaded_at from raw.crm_activities order by 1") == before
+    rows = ledger(db)
+    assert [r[:5] for r in rows] == [("activities", "loaded", 3, 3, 0),
+                                     ("activities", "skipped", 0, 0, 0)]
+    assert rows[1][5].startswith("identical to the file loaded by load ")
+    assert rows[1][5].endswith("; nothing changed")
+
+
+def test_changed_file_replaces_that_dates_rows(db, tmp_path):
+    write_export(tmp_path, "crm", {"activities.csv": activities(3)})
+    load_file(db, tmp_path, DAY, "crm", "activities")
+    other_day = DAY.replace(day=22)
+    write_export(tmp_path, "crm", {"activities.csv": activities(2, start=50)}, day=other_day)
+    load_file(db, tmp_path, other_day, "crm", "activities")
+    write_export(tmp_path, "crm", {"activities.csv": activities(2, start=10)})
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert result.status == "loaded"
+    first_id = query(db, "select min(load_id) from audit.load_ledger")[0][0]
+    assert result.message == f"replaced 3 row(s) of load {first_id}"
+    assert query(db, "select _export_date, activity_id from raw.crm_activities order by 2") == [
+        (DAY, "a10"), (DAY, "a11"), (other_day, "a50"), (other_day, "a51")]
+    # a rejected replacement leaves the loaded rows as they were
+    write_export(tmp_path, "crm", {"activities.csv": b"\xff" + activities(5).encode()})
+    assert load_file(db, tmp_path, DAY, "crm", "activities").status == "rejected"
+    assert query(db, "select activity_id from raw.crm_activities where _export_date = %s"
+                     " order by 1", (DAY,)) == [("a10",), ("a11",)]
+    assert [r[1] for r in ledger(db)] == ["loaded", "loaded", "loaded", "rejected"]
+
+
+def test_manifest_checked_rows_and_checksum(db, tmp_path):
+    good = activities(3)
+    write_export(tmp_path, "crm", {"activities.csv": good}, manifest=True)
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert (result.status, result.message) == ("loaded", "matches _manifest.json")
+
+    manifest = manifest_for({"activities.csv": good}, "crm")
+    manifest["files"]["activities.csv"]["rows"] = 4
+    changed = activities(3, start=7)
+    manifest["files"]["activities.csv"]["sha256"] = manifest_for(
+        {"activities.csv": changed}, "crm")["files"]["activities.csv"]["sha256"]
+    write_export(tmp_path, "crm", {"activities.csv": changed}, manifest=manifest)
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert result.status == "rejected"
+    assert result.message == \
+        "does not match _manifest.json: 3 rows read, the manifest says 4; nothing loaded"
+
+    manifest["files"]["activities.csv"]["rows"] = 3
+    manifest["files"]["activities.csv"]["sha256"] = "0" * 64
+    write_export(tmp_path, "crm", {"activities.csv": changed}, manifest=manifest)
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert result.status == "rejected"
+    assert result.message == (f"does not match _manifest.json: sha256 {result.sha256} differs "
+                               f"from the manifest's {'0' * 64}; nothing loaded")
+    assert [r[0] for r in raw_rows(db, "crm_activities")] == ["a1", "a2", "a3"]
+    assert [r[1:5] for r in ledger(db)] == [("loaded", 3, 3, 0), ("rejected", 3, 0, 0),
+                                            ("rejected", 3, 0, 0)]
+
+
+def test_manifest_lists_files_and_unreadable_manifest(db, tmp_path):
+    files = {"activities.csv": activities(2)}
+    write_export(tmp_path, "crm", files, manifest=True)
+    assert export_folder_status(tmp_path, "crm", DAY) == (True, [])
+    results = load_export(db, tmp_path, DAY, system="crm")
+    assert {r.entity: r.status for r in results} == {
+        "accounts": "absent", "contacts": "absent", "activities": "loaded",
+        "support_tickets": "absent", "nps_responses": "absent"}
+    assert [r[:2] for r in ledger(db)] == [("activities", "loaded")]
+
+    write_export(tmp_path, "crm", {"contacts.csv": "contact_id\n"})  # present, not listed
+    result = load_file(db, tmp_path, DAY, "crm", "contacts")
+    assert result.status == "rejected"
+    assert result.message.startswith("_manifest.json does not list this file")
+
+    (tmp_path / "crm" / DAY.isoformat() / "_manifest.json").write_text("{not json")
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert result.status == "rejected"
+    assert result.message.startswith("the manifest cannot be used: crm/2026-11-21/_manifest.json"
+                                     " is not valid JSON")
+
+
+def test_incomplete_folder_is_not_loaded(db, tmp_path):
+    write_export(tmp_path, "crm", {"activities.csv": activities(2)})
+    complete, missing = export_folder_status(tmp_path, "crm", DAY)
+    assert not complete
+    assert missing == ["crm/2026-11-21/accounts.csv", "crm/2026-11-21/contacts.csv",
+                       "crm/2026-11-21/support_tickets.csv", "crm/2026-11-21/nps_responses.csv"]
+    with pytest.raises(LoadError, match="export crm/2026-11-21 is not complete, nothing was "
+                                        "loaded; missing: crm/2026-11-21/accounts.csv"):
+        load_export(db, tmp_path, DAY, system="crm")
+    assert query(db, "select count(*) from pg_namespace where nspname = 'audit'") == [(0,)]
+    # one entity at a time (the DAG's tasks) does not need the whole folder
+    (result,) = load_export(db, tmp_path, DAY, system="crm", entity="activities")
+    assert result.status == "loaded"
+    missing_file = load_file(db, tmp_path, DAY, "crm", "contacts")
+    assert (missing_file.status, missing_file.message) == ("rejected", "the file is missing")
+
+
+def test_bad_arguments_raise_load_error(db, tmp_path):
+    with pytest.raises(LoadError, match="unknown system 'erp'"):
+        load_export(db, tmp_path, DAY, system="erp")
+    with pytest.raises(LoadError, match="export date '2026-11-21/../..' is not YYYY-MM-DD"):
+        load_export(db, tmp_path, "2026-11-21/../..", system="crm")
+    with pytest.raises(LoadError, match="crm has no entity 'invoices'"):
+        load_file(db, tmp_path, DAY, "crm", "invoices")
+
+
+def test_full_export_of_both_systems_and_summary(db, tmp_path):
+    for system in ("crm", "billing"):
+        files = {e.file_name: ",".join(e.column_names) + "\n" for e in entities(system)}
+        write_export(tmp_path, system, files)
+    write_export(tmp_path, "crm", {"activities.csv": activities(2)})
+    seen = []
+    results = load_export(db, tmp_path, DAY.isoformat(), progress=seen.append)
+    assert seen == results
+    assert [(r.system, r.entity, r.status) for r in results] == \
+        [(e.system, e.name, "loaded") for e in entities()]
+    table = format_results(results)
+    assert "loaded  crm/2026-11-21/activities.csv" in table
+    assert table.splitlines()[-1] == "9 file(s): 9 loaded"
+
+
+def test_memory_fsspec_url(db):
+    fs = fsspec.filesystem("memory")
+    base = "memory://landing-test"
+    fs.pipe(f"{base}/crm/{DAY}/activities.csv", activities(2, start=5).encode())
+    try:
+        result = load_file(db, base, DAY, "crm", "activities")
+        assert (result.status, result.rows_loaded) == ("loaded", 2)
+        assert raw_rows(db, "crm_activities", "activity_id, _source_file") == [
+            ("a5", "crm/2026-11-21/activities.csv"), ("a6", "crm/2026-11-21/activities.csv")]
+        assert export_folder_status(base, "crm", DAY)[0] is False
+    finally:
+        fs.rm(base, recursive=True)
+
+
+def test_concurrent_loads_of_one_file_do_not_interleave(db, tmp_path):
+    write_export(tmp_path, "crm", {"activities.csv": activities(2000)})
+    load_file(db, tmp_path, DAY, "crm", "activities", threshold=0)  # schemas exist first
+    write_export(tmp_path, "crm", {"activities.csv": activities(2000, start=9000)})
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        load_file(db, tmp_path, DAY, "crm", "activities"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == ["loaded", "skipped"]
+    assert query(db, "select count(*), min(activity_id) from raw.crm_activities") == \
+        [(2000, "a10000")]
+
+
+KILL_SCRIPT = """
+import sys
+from customer_health.loading import load_file
+load_file(sys.argv[1], sys.argv[2], "2026-11-21", "crm", "activities")
+"""
+
+
+def test_killed_load_leaves_no_trace_and_reruns(db, tmp_path):
+    rows = [act(i, subject=f'"row {i}, said ""hi"""') for i in range(400_000)]
+    write_export(tmp_path, "crm", {"activities.csv": csv_text(ACT_HEADER, rows)})
+    load_file(db, tmp_path, DAY, "crm", "contacts")  # creates the schemas (a rejected file)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "plugins")}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, db, str(tmp_path)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        copied = 0
+        while copied == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            copied = query(db, "select coalesce(max(tuples_processed), 0) from"
+                               " pg_stat_progress_copy"
+                               " where relid = 'raw.crm_activities'::regclass")[0][0]
+        assert copied > 0, "the load never reached its COPY"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # the server notices the dead client and rolls back; wait for its backend to go
+    for _ in range(200):
+        if not query(db, "select 1 from pg_stat_activity where application_name = 'chw-load'"):
+            break
+        time.sleep(0.05)
+    assert query(db, "select count(*) from raw.crm_activities") == [(0,)]
+    assert [r[:2] for r in ledger(db)] == [("contacts", "rejected")]
+    assert quarantine(db) == []
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert (result.status, result.rows_loaded) == ("loaded", 400_000)
+
+
+def test_cli_load_prints_summary_and_fails_on_rejection(db, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from customer_health.cli import main
+
+    for system in ("crm", "billing"):
+        files = {e.file_name: ",".join(e.column_names) + "\n" for e in entities(system)}
+        write_export(tmp_path, system, files)
+    write_export(tmp_path, "crm", {"activities.csv": "activity_id\na1\n"})
+    monkeypatch.setenv("CHW_WAREHOUSE_URL", db)
+    out = CliRunner().invoke(main, ["load", "--date", "2026-11-21", "--landing", str(tmp_path),
+                                    "--system", "crm"])
+    assert out.exit_code == 1
+    assert "rejected  crm/2026-11-21/activities.csv" in out.output
+    assert "missing required column(s): account_id, activity_type" in out.output
+    out = CliRunner().invoke(main, ["load", "--date", "2026-11-21", "--landing", str(tmp_path),
+                                    "--system", "billing"])
+    assert out.exit_code == 0, out.output
