@@ -1,0 +1,48 @@
+"""`make bench`: every benchmark of the project, one after the other, with its figures.
+
+Each benchmark is a script of its own (run it alone with --help for its options);
+this runs them with the sizes the issues ask for. `--only NAME` runs one of them.
+Benchmarks use CHW_WAREHOUSE_URL, or the embedded warehouse when that is unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+BENCHMARKS: dict[str, list[str]] = {
+    # issue 2: the generator at 100,000 accounts (rows/s and peak memory)
+    "generate": ["bench_generate.py", "--accounts", "100000", "--days", "30"],
+    # issue 3: the loader against bare COPY and pandas to_sql, 1,000,000 activities rows
+    "load": ["bench_load.py", "--rows", "1000000"],
+    # issue 4: a full dbt build against one nightly incremental run, 20,000 accounts
+    "dbt": ["bench_dbt.py", "--accounts", "20000"],
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    args = parser.parse_args()
+    failed = []
+    for name in args.only or BENCHMARKS:
+        script, *options = BENCHMARKS[name]
+        print(f"\n=== bench {name}: {script} {' '.join(options)}", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, str(HERE / script), *options])
+        print(f"=== bench {name}: exit {code} after {time.perf_counter() - started:.0f}s",
+              flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
