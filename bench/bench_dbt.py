@@ -1,0 +1,129 @@
+"""Full dbt build against one nightly incremental run: `python bench/bench_dbt.py`.
+
+Generates a landing area (customer_health.generate; default 20,000 accounts, two years of
+history, then `--nights` nightly deltas), loads it into a scratch database on the
+warehouse's server, and times:
+
+1. the first night: load the full export, `dbt build` for its date (a full build);
+2. each following night: load that night's delta, `dbt build` for its date (incremental);
+3. for comparison, `dbt build --full-refresh` for the last night's date.
+
+Prints seconds per step and the slowest models. Uses CHW_WAREHOUSE_URL, or the embedded
+warehouse when that is unset; the scratch database is dropped at the end (--keep-db keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from customer_health import transform, warehouse  # noqa: E402
+from customer_health.generate import generate_landing  # noqa: E402
+from customer_health.loading import load_export  # noqa: E402
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, keep: bool) -> Iterator[str]:
+    name = f"chw_bench_dbt_{uuid.uuid4().hex[:8]}"
+    params = conninfo_to_dict(server_url)
+    admin = make_conninfo(**{**params, "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(**{**params, "dbname": name})
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+                    sql.Identifier(name)))
+
+
+def timed(label: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    seconds = time.perf_counter() - t0
+    print(f"{label}: {seconds:.1f} s", flush=True)
+    return out, seconds
+
+
+def slowest(result: transform.DbtRunResult, n: int = 8) -> str:
+    rows = []
+    for r in getattr(result.raw, "results", None) or []:
+        uid = getattr(r.node, "unique_id", "?")
+        if uid.startswith("model."):
+            rows.append((r.execution_time, uid.split(".")[-1]))
+    rows.sort(reverse=True)
+    return ", ".join(f"{name} {t:.1f}s" for t, name in rows[:n])
+
+
+def raw_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+        return sum(conn.execute(sql.SQL("select count(*) from {}").format(
+            sql.Identifier("raw", t))).fetchone()[0] for (t,) in tables)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=20_000)
+    ap.add_argument("--history-days", type=int, default=730)
+    ap.add_argument("--nights", type=int, default=2, help="nightly deltas after the full export")
+    ap.add_argument("--start", type=datetime.date.fromisoformat,
+                    default=datetime.date(2026, 10, 1))
+    ap.add_argument("--landing", type=Path, help="reuse (or keep) a generated landing area")
+    ap.add_argument("--keep-db", action="store_true")
+    args = ap.parse_args(argv)
+
+    landing = args.landing or Path(tempfile.mkdtemp(prefix="chw-bench-dbt-"))
+    dates = [args.start + datetime.timedelta(days=i) for i in range(args.nights + 1)]
+    try:
+        if not (landing / "crm" / dates[-1].isoformat()).exists():
+            timed(f"generate {args.accounts:,} accounts, {args.history_days} days of history",
+                  generate_landing, landing, accounts=args.accounts, start=args.start,
+                  days=len(dates), seed=1, history_days=args.history_days, overwrite=True)
+        with warehouse.warehouse_session() as server, scratch_database(server, args.keep_db) as url:
+            timed(f"load full export {dates[0]}", load_export, url, landing, dates[0])
+            print(f"raw rows: {raw_rows(url):,}")
+            result, full_first = timed(f"dbt build, first night {dates[0]} (full)",
+                                       transform.run_dbt, ["build", "--quiet"], url, dates[0])
+            print(f"  slowest: {slowest(result)}")
+            nightly = []
+            for night in dates[1:]:
+                timed(f"load delta {night}", load_export, url, landing, night)
+                result, seconds = timed(f"dbt build, night {night} (incremental)",
+                                        transform.run_dbt, ["build", "--quiet"], url, night)
+                nightly.append(seconds)
+                print(f"  slowest: {slowest(result)}")
+            result, full = timed(f"dbt build --full-refresh for {dates[-1]}", transform.run_dbt,
+                                 ["build", "--full-refresh", "--quiet"], url, dates[-1])
+            print(f"  slowest: {slowest(result)}")
+            if nightly:
+                mean = sum(nightly) / len(nightly)
+                print(f"nightly incremental build: {mean:.1f} s on average;"
+                      f" full rebuild: {full:.1f} s (ratio {full / mean:.2f})")
+    finally:
+        if args.landing is None:
+            shutil.rmtree(landing, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='month',
+    on_schema_change='append_new_columns',
+) }}
+-- One row per account per month in which it has MRR > 0 or had MRR > 0 the month before.
+-- A run writes the month of as_of_date and the month before (every month on a full build);
+-- as_of_date says from which night's data a row was computed.
+with mrr as (
+    select m.month, m.account_id, m.mrr
+    from {{ ref('int_mrr_monthly') }} as m
+    where m.account_id in (select account_id from {{ ref('stg_crm__accounts') }})
+),
+paying as (
+    select month, account_id, mrr from mrr where mrr > 0
+),
+first_paid as (
+    select account_id, min(month) as first_paid_month from paying group by account_id
+),
+keys as (
+    select month, account_id from paying
+    union
+    select (month + interval '1 month')::date, account_id
+    from paying
+    where month < date_trunc('month', {{ as_of_date() }})::date
+),
+movements as (
+    select
+        k.month,
+        k.account_id,
+        coalesce(cur.mrr, 0) as mrr,
+        coalesce(prev.mrr, 0) as previous_mrr,
+        f.first_paid_month
+    from keys as k
+    left join paying as cur on cur.account_id = k.account_id and cur.month = k.month
+    left join paying as prev
+        on prev.account_id = k.account_id
+       and prev.month = (k.month - interval '1 month')::date
+    join first_paid as f on f.account_id = k.account_id
+)
+select
+    mv.month,
+    mv.account_id,
+    am.account_team,
+    am.segment,
+    mv.mrr,
+    mv.previous_mrr,
+    mv.mrr - mv.previous_mrr as mrr_change,
+    case
+        when mv.mrr > 0 and mv.previous_mrr = 0 and mv.month = mv.first_paid_month then 'new'
+        when mv.mrr > 0 and mv.previous_mrr = 0 then 'reactivation'
+        when mv.mrr > mv.previous_mrr and mv.previous_mrr > 0 then 'expansion'
+        when mv.mrr > 0 and mv.mrr < mv.previous_mrr then 'contraction'
+        when mv.mrr = 0 and mv.previous_mrr > 0 then 'churn'
+        else 'retained'
+    end as movement,
+    {{ as_of_date() }} as as_of_date
+from movements as mv
+join {{ ref('int_account_months') }} as am
+    on am.account_id = mv.account_id and am.month = mv.month
+{{ month_window_filter('mv.month') }}

@@ -1,0 +1,183 @@
+"""Running the dbt project in process, and the analyst role on its marts.
+
+dbt reads its connection from environment variables only (`dbt_project/profiles.yml`);
+`dbt_env` derives them from the warehouse URI. Generated files (target/, logs/) go under
+`CHW_HOME/dbt/`, never into the checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from customer_health import settings
+
+ANALYST_ROLE = "chw_analyst"
+MARTS_SCHEMA = "marts"
+
+#: Schemas the analyst role must never read, even if someone granted it by mistake before.
+_PRIVATE_SCHEMAS = ("raw", "audit", "staging", "intermediate", "seeds", "public")
+
+_ENV_LOCK = threading.Lock()
+
+
+class DbtRunError(RuntimeError):
+    """A dbt invocation failed; the message names the failed node(s)."""
+
+    def __init__(self, message: str, failed_nodes: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.failed_nodes = list(failed_nodes)
+
+
+@dataclass
+class DbtRunResult:
+    """What a successful dbt invocation did, per node."""
+
+    args: list[str]
+    statuses: dict[str, str] = field(default_factory=dict)
+    raw: object = None
+
+
+def dbt_env(url: str) -> dict[str, str]:
+    """The environment variables `profiles.yml` reads, from a libpq URI or conninfo."""
+    params = conninfo_to_dict(url)
+    env = {
+        "CHW_DBT_HOST": params.get("host") or "127.0.0.1",
+        "CHW_DBT_PORT": str(params.get("port") or "5432"),
+        "CHW_DBT_USER": params.get("user") or os.environ.get("PGUSER") or "postgres",
+        "CHW_DBT_PASSWORD": params.get("password") or "",
+        "CHW_DBT_DBNAME": params.get("dbname") or "chw",
+        "CHW_REPORTING_CURRENCY": settings.reporting_currency(),
+    }
+    if params.get("sslmode"):
+        env["CHW_DBT_SSLMODE"] = params["sslmode"]
+    return env
+
+
+def dbt_paths() -> tuple[Path, Path]:
+    """(target path, log path) for dbt's generated files, under CHW_HOME."""
+    base = settings.chw_home() / "dbt"
+    return base / "target", base / "logs"
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for one dbt invocation (dbt's env_var reads os.environ)."""
+    with _ENV_LOCK:
+        previous = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def dbt_command(args: Sequence[str], as_of_date: date | None = None) -> list[str]:
+    """The full dbt argument list: project, profile, target and log paths, vars."""
+    target_path, log_path = dbt_paths()
+    project = str(settings.dbt_project_dir())
+    command = [
+        *args,
+        "--project-dir", project,
+        "--profiles-dir", project,
+        "--target-path", str(target_path),
+    ]
+    if args and args[0] not in ("deps", "clean"):
+        command += ["--log-path", str(log_path)]
+    # no usage tracking: it would write .user.yml into the project and call out to the network
+    command += ["--no-send-anonymous-usage-stats"]
+    if as_of_date is not None:
+        command += ["--vars", json.dumps({"as_of_date": as_of_date.isoformat()})]
+    return command
+
+
+def _failures(result: object) -> tuple[dict[str, str], list[str]]:
+    statuses: dict[str, str] = {}
+    failed: list[str] = []
+    for node_result in getattr(result, "results", None) or []:
+        node = getattr(node_result, "node", None)
+        name = getattr(node, "unique_id", None) or str(getattr(node_result, "unique_id", "?"))
+        status = str(getattr(node_result, "status", ""))
+        statuses[name] = status
+        if status.lower() in ("error", "fail", "runtime error"):
+            message = getattr(node_result, "message", None) or ""
+            failed.append(f"{name}: {message}".strip().rstrip(":"))
+    return statuses, failed
+
+
+def run_dbt(args: list[str], url: str, as_of_date: date | None = None) -> DbtRunResult:
+    """Invoke dbt in process (e.g. `["build"]`) against the warehouse at `url`.
+
+    Raises DbtRunError naming the failed node(s) when the invocation does not succeed.
+    """
+    from dbt.cli.main import dbtRunner
+
+    for path in dbt_paths():
+        path.mkdir(parents=True, exist_ok=True)
+    command = dbt_command(args, as_of_date)
+    with _environment(dbt_env(url)):
+        outcome = dbtRunner().invoke(command)
+    statuses, failed = _failures(outcome.result)
+    if not outcome.success:
+        where = f" for as_of_date {as_of_date.isoformat()}" if as_of_date else ""
+        if failed:
+            lines = "\n  ".join(failed)
+            message = f"dbt {' '.join(args)}{where} failed in {len(failed)} node(s):\n  {lines}"
+        else:
+            message = f"dbt {' '.join(args)}{where} failed: {outcome.exception or 'see dbt log'}"
+        raise DbtRunError(message, [f.split(":", 1)[0] for f in failed])
+    return DbtRunResult(args=command, statuses=statuses, raw=outcome.result)
+
+
+def create_analyst_role(url: str) -> None:
+    """Create (or repair) the read-only role `chw_analyst`: it may select from `marts` only.
+
+    Idempotent. The role cannot log in itself; grant it to analysts' login roles
+    (`grant chw_analyst to alice`). Tables dbt creates later in `marts` are granted by
+    default privileges and by the project's on-run-end hook.
+    """
+    role = sql.Identifier(ANALYST_ROLE)
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_roles where rolname = %s", (ANALYST_ROLE,)
+        ).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateObject):  # a concurrent creator
+                conn.execute(sql.SQL("create role {} nologin").format(role))
+        conn.execute(sql.SQL(
+            "alter role {} nologin nosuperuser nocreatedb nocreaterole noinherit"
+        ).format(role))
+        conn.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(role))
+        with conn.transaction():
+            for schema in _PRIVATE_SCHEMAS:
+                if conn.execute(
+                    "select 1 from pg_namespace where nspname = %s", (schema,)
+                ).fetchone():
+                    conn.execute(sql.SQL(
+                        "revoke all on all tables in schema {s} from {r};"
+                        " revoke create on schema {s} from {r}"
+                    ).format(s=sql.Identifier(schema), r=role))
+            conn.execute(sql.SQL("create schema if not exists {}").format(
+                sql.Identifier(MARTS_SCHEMA)))
+            marts = sql.Identifier(MARTS_SCHEMA)
+            conn.execute(sql.SQL("grant usage on schema {} to {}").format(marts, role))
+            conn.execute(sql.SQL("revoke create on schema {} from {}").format(marts, role))
+            conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(
+                marts, role))
+            conn.execute(sql.SQL(
+                "alter default privileges in schema {} grant select on tables to {}"
+            ).format(marts, role))
