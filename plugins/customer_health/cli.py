@@ -160,6 +160,21 @@ def warehouse_status() -> None:
     click.echo(f"embedded warehouse in {paths.root}: {state}")
 
 
+@warehouse.command("grant-analyst")
+def warehouse_grant_analyst() -> None:
+    """Create (or repair) the read-only role chw_analyst: SELECT on marts, nothing else.
+
+    The role cannot log in; grant it to an analyst's login role:
+    `chw sql -c "grant chw_analyst to alice"`.
+    """
+    from customer_health.transform import ANALYST_ROLE, create_analyst_role
+    from customer_health.warehouse import warehouse_session
+
+    with warehouse_session() as url:
+        create_analyst_role(url)
+    click.echo(f"role {ANALYST_ROLE} may select from marts and read nothing else")
+
+
 def _psql_path() -> str:
     from customer_health.warehouse import _bin
 
