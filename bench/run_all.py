@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "load": ["bench_load.py", "--rows", "1000000"],
     # issue 4: a full dbt build against one nightly incremental run, 20,000 accounts
     "dbt": ["bench_dbt.py", "--accounts", "20000"],
+    # issue 6: rendering every team's report for 100,000 accounts
+    "report": ["bench_report.py", "--accounts", "100000"],
 }
 
 

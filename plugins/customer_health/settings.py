@@ -61,6 +61,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("CHW_EXPORT_POKE_INTERVAL", "300", "seconds between two looks at the landing area"),
     EnvVar(
+        "CHW_QUALITY_SEVERITY",
+        "",
+        "severity overrides of data-quality expectations, e.g. 'raw_crm_activities:volume=warn' "
+        "(applied after expectations/quality.yml)",
+    ),
+    EnvVar(
+        "CHW_REPORT_RECIPIENTS",
+        "",
+        "YAML file mapping each account team to the addresses that receive its report "
+        "(unset: reports are published but not e-mailed)",
+    ),
+    EnvVar(
         "CHW_PROJECT_ROOT",
         "<checkout>",
         "folder holding dags/, dbt_project/ and "

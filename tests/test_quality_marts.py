@@ -1,0 +1,166 @@
+"""The marts gate against a hand-made mart schema (only the columns the checks read)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from customer_health import settings
+from customer_health.quality import QualityGateFailed, build_data_docs, validate_marts
+from customer_health.raw_schema import ensure_schemas
+
+DAY = date(2026, 11, 3)
+
+MART_DDL = """
+create table {s}.customer_health (as_of_date date, account_id text, owner_email text,
+    mrr numeric, engagement_score numeric, support_score numeric, sentiment_score numeric,
+    billing_score numeric, health_score numeric, health_band text);
+insert into {s}.customer_health values
+    ('2026-11-03', 'A1', 'am@example.com', 100, 80, 70, null, 90, 82.5, 'healthy'),
+    ('2026-11-03', 'A2', 'am@example.com', 0, 30, 50, 40, 20, 39.99, 'critical'),
+    ('2026-11-02', 'A1', 'am@example.com', 100, 80, 70, null, 90, 10, 'healthy');
+create table {s}.customer_inactivity (as_of_date date, account_id text, inactivity_tier text,
+    days_since_last_touch int);
+insert into {s}.customer_inactivity values
+    ('2026-11-03', 'A1', 'active', 3), ('2026-11-03', 'A2', 'never_touched', null);
+create table {s}.revenue_movements (month date, account_id text, movement text, mrr numeric,
+    previous_mrr numeric);
+insert into {s}.revenue_movements values
+    ('2026-10-01', 'A1', 'new', 80, 0), ('2026-11-01', 'A1', 'expansion', 100, 80),
+    ('2026-11-01', 'A2', 'churn', 0, 50);
+create table {s}.revenue_retention (month date, segment text, starting_mrr numeric,
+    new_mrr numeric, expansion_mrr numeric, reactivation_mrr numeric,
+    contraction_mrr numeric, churned_mrr numeric, ending_mrr numeric);
+insert into {s}.revenue_retention values
+    ('2026-11-01', 'all', 130, 0, 20, 0, 0, 50, 100),
+    ('2026-10-01', 'all', 50, 80, 0, 0, 0, 0, 130.004);
+create table {s}.customer_lifetime_value (as_of_date date, account_id text,
+    current_mrr numeric, predicted_clv numeric, tenure_months int);
+insert into {s}.customer_lifetime_value values
+    ('2026-11-03', 'A1', 100, 2400, 2), ('2026-11-03', 'A2', 0, 0, 1);
+create table {s}.nps_monthly (month date, account_team text, responses int, promoters int,
+    passives int, detractors int, nps numeric);
+insert into {s}.nps_monthly values ('2026-11-01', 'all', 3, 2, 0, 1, 33.3);
+create table {s}.account_team_summary (as_of_date date, account_team text, mrr numeric,
+    arr numeric);
+insert into {s}.account_team_summary values ('2026-11-03', 'emea', 100, 1200);
+"""
+
+ACCOUNTS = """
+insert into raw.crm_accounts (account_id, account_name, segment, region, account_team,
+    owner_email, created_at, updated_at, is_deleted, _export_date, _source_file, _line_number)
+values
+    ('A1', 'One', 'smb', 'emea', 'emea', 'am@example.com', '2026-01-01', '2026-01-01', false,
+     '2026-11-01', 'crm/2026-11-01/accounts.csv', 2),
+    ('A2', 'Two', 'smb', 'emea', 'emea', 'am@example.com', '2026-01-01', '2026-01-01', false,
+     '2026-11-01', 'crm/2026-11-01/accounts.csv', 3),
+    ('A3', 'Gone', 'smb', 'emea', 'emea', 'am@example.com', '2026-01-01', '2026-11-02', true,
+     '2026-11-03', 'crm/2026-11-03/accounts.csv', 2)
+"""
+
+
+@pytest.fixture(scope="module")
+def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the committed GX context, so tests store nothing in the checkout."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(settings.expectations_dir(), root / "expectations",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHW_PROJECT_ROOT", str(root))
+        mp.delenv("CHW_QUALITY_SEVERITY", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def marts_url(fresh_database_factory: Callable[[], str]) -> str:
+    url = fresh_database_factory()
+    with psycopg.connect(url, autocommit=True) as conn:
+        ensure_schemas(conn)
+        conn.execute(ACCOUNTS)
+        for schema in ("marts_staging", "marts_bad"):
+            conn.execute(f"create schema {schema}")
+            conn.execute(MART_DDL.format(s=schema))
+        conn.execute("""
+            update marts_bad.customer_health set health_band = 'at_risk', support_score = 120
+                where account_id = 'A1';
+            delete from marts_bad.customer_health where account_id = 'A2';
+            update marts_bad.revenue_retention set ending_mrr = 100.02
+                where month = '2026-11-01';
+            alter table marts_bad.customer_inactivity add column contact_email text;
+            drop table marts_bad.nps_monthly;
+        """)
+    return url
+
+
+def _stored(url: str, run_id: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select suite, expectation, severity, success, observed_value"
+            " from audit.quality_results where run_id = %s order by suite, expectation",
+            (run_id,),
+        ).fetchall()
+
+
+def test_good_marts_pass_and_are_stored(gx_root: Path, marts_url: str) -> None:
+    report = validate_marts(marts_url, "marts_staging", DAY, "run-marts-good")
+    assert report.failures == [], report.summary()
+    report.raise_for_failures()
+    rows = _stored(marts_url, "run-marts-good")
+    assert len(rows) == len(report.outcomes)
+    assert {r[0] for r in rows} == {f"marts.{t}" for t in (
+        "customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
+        "customer_lifetime_value", "nps_monthly", "account_team_summary")}
+    by_name = {(r[0], r[1]): r for r in rows}
+    count = by_name[("marts.customer_health", "row_count_matches_accounts")]
+    assert count[3] is True and count[4] == "2"  # A3 is deleted; only 2026-11-03's rows
+    assert by_name[("marts.revenue_retention", "mrr_bridge")][3] is True  # within the cent
+
+
+def test_bad_marts_fail_naming_suite_expectation_and_observed_value(
+        gx_root: Path, marts_url: str) -> None:
+    report = validate_marts(marts_url, "marts_bad", DAY, "run-marts-bad")
+    failed = {(o.suite, o.expectation): o.observed_value for o in report.failures}
+    assert failed == {
+        ("marts.customer_health", "between(support_score)"): failed[
+            ("marts.customer_health", "between(support_score)")],
+        ("marts.customer_health", "band_matches_score"): "1",
+        ("marts.customer_health", "row_count_matches_accounts"): "1",
+        ("marts.revenue_retention", "mrr_bridge"): "1",
+        ("marts.customer_inactivity", "no_personal_data"): "1",
+        ("marts.nps_monthly", "table_exists"): "no table marts_bad.nps_monthly",
+    }
+    assert "120" in failed[("marts.customer_health", "between(support_score)")]
+    with pytest.raises(QualityGateFailed) as caught:
+        report.raise_for_failures()
+    message = str(caught.value)
+    assert "marts.revenue_retention / mrr_bridge: observed 1" in message
+    assert "marts.customer_inactivity / no_personal_data: observed 1" in message
+    assert "marts.customer_health / row_count_matches_accounts: observed 1" in message
+    assert len(_stored(marts_url, "run-marts-bad")) == len(report.outcomes)
+
+
+def test_data_docs_are_built(gx_root: Path, marts_url: str, tmp_path: Path) -> None:
+    validate_marts(marts_url, "marts_staging", DAY, "run-marts-docs")
+    index = build_data_docs(tmp_path / "reports" / "2026-11-03" / "quality")
+    assert index.name == "index.html" and index.is_file()
+    html = index.read_text(encoding="utf-8")
+    assert "marts.customer_health" in html or "customer_health" in html
+    assert list((index.parent / "validations").rglob("*.html"))
+
+
+def _committed(root: Path) -> dict[str, bytes]:
+    gx_dir = root / "gx"
+    return {str(p.relative_to(gx_dir)): p.read_bytes() for p in gx_dir.rglob("*")
+            if p.is_file() and p.relative_to(gx_dir).parts[0] not in ("uncommitted", "plugins")}
+
+
+def test_the_committed_context_needed_no_change(gx_root: Path, marts_url: str) -> None:
+    """Validations add nothing to the committed context: suites.py and expectations/gx/
+    agree (after changing suites.py, run a validation and commit what it rewrote)."""
+    validate_marts(marts_url, "marts_staging", DAY, "run-marts-sync")
+    assert _committed(gx_root / "expectations") == _committed(settings.expectations_dir())
