@@ -61,6 +61,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("CHW_EXPORT_POKE_INTERVAL", "300", "seconds between two looks at the landing area"),
     EnvVar(
+        "CHW_DBT_EXECUTION_MODE",
+        "build",
+        "how the nightly DAG runs dbt: 'build' (one task; a retry reruns only the failed "
+        "nodes) or 'local' (Cosmos, a task per model and its tests)",
+    ),
+    EnvVar(
         "CHW_QUALITY_SEVERITY",
         "",
         "severity overrides of data-quality expectations, e.g. 'raw_crm_activities:volume=warn' "
@@ -71,6 +77,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "YAML file mapping each account team to the addresses that receive its report "
         "(unset: reports are published but not e-mailed)",
+    ),
+    EnvVar(
+        "CHW_ALERT_EMAILS",
+        "",
+        "comma-separated addresses told when a night fails or is published, through the "
+        "chw_smtp connection (the webhook: connection chw_alerts_webhook)",
     ),
     EnvVar(
         "CHW_PROJECT_ROOT",
@@ -173,3 +185,15 @@ def export_wait_timeout_seconds() -> int:
 
 def export_poke_interval_seconds() -> int:
     return _int("CHW_EXPORT_POKE_INTERVAL", 300, minimum=1)
+
+
+DBT_EXECUTION_MODES = ("build", "local")
+
+
+def dbt_execution_mode() -> str:
+    mode = (_env("CHW_DBT_EXECUTION_MODE") or "build").lower()
+    if mode not in DBT_EXECUTION_MODES:
+        raise ValueError(
+            f"CHW_DBT_EXECUTION_MODE={mode!r}: expected one of {', '.join(DBT_EXECUTION_MODES)}"
+        )
+    return mode

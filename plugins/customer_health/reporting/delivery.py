@@ -171,7 +171,7 @@ def build_message(result: PublishResult, team: str, recipients: list[str],
     return msg
 
 
-def _connect(smtp: SmtpSettings) -> smtplib.SMTP:
+def connect_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
     context = ssl.create_default_context()
     if smtp.ssl:
         client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout,
@@ -197,7 +197,7 @@ def deliver_reports(result: PublishResult, recipients_file: Path,
     to_send = [t.team for t in result.teams if mapping.get(t.team)]
     if not to_send:
         return delivery
-    with _connect(smtp) as client:
+    with connect_smtp(smtp) as client:
         for team in to_send:
             message = build_message(result, team, mapping[team], smtp.sender)
             try:
