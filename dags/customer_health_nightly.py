@@ -5,16 +5,35 @@ it builds (the data interval D 02:00 -> D+1 02:00 ends when the run starts).
 
 Flow: prepare the warehouse -> wait for both export folders to be complete -> load
 each file (one task per system and entity, so a failure names one file and a retry
-redoes one file). The steps themselves live in `customer_health.nightly`.
+redoes one file) -> the raw quality gate -> dbt build of staging, intermediate and
+marts, the marts written to the shadow schema `marts_shadow` -> the marts quality gate
+on the shadow -> swap the shadow in as `marts` (write, audit, publish) -> publish the
+night's reports with their Data Docs and dbt docs -> tell the data engineers.
+Any task's final failure calls `customer_health.notify.on_failure`.
+
+dbt runs as one `dbt_build` task whose retries rerun only the failed nodes
+(`CHW_DBT_EXECUTION_MODE=build`, the default, chosen by measurement: see
+docs/nightly.md), or through Cosmos with a task per model and its tests
+(`CHW_DBT_EXECUTION_MODE=local`). The steps live in `customer_health.nightly` and
+`customer_health.dbt_cosmos`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task, task_group
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    PokeReturnValue,
+    dag,
+    task,
+    task_group,
+)
+from cosmos import DbtTaskGroup
 
-from customer_health import nightly, settings
+from customer_health import dbt_cosmos, nightly, notify, settings
 from customer_health.contract import SYSTEMS, entities
 
 DEFAULT_ARGS = {
@@ -24,8 +43,12 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(hours=1),
     "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": notify.on_failure,
 }
 WAIT_TIMEOUT = timedelta(seconds=settings.export_wait_timeout_seconds())
+#: What a good night updates; downstream DAGs (an analyst's own) can be scheduled on them.
+MARTS = Asset("customer_health_marts")
+REPORTS = Asset("customer_health_reports")
 
 
 @dag(
@@ -86,9 +109,61 @@ def customer_health_nightly():
 
         return load_group()
 
+    if settings.dbt_execution_mode() == "local":
+        project, profile, execution, render = dbt_cosmos.cosmos_configs()
+        transform = DbtTaskGroup(
+            group_id="transform",
+            project_config=project,
+            profile_config=profile,
+            execution_config=execution,
+            render_config=render,
+            operator_args={
+                "vars": {"as_of_date": "{{ ds }}", "marts_schema": "marts_shadow"},
+                "pre_execute": dbt_cosmos.set_dbt_environment,
+                "execution_timeout": timedelta(hours=1),
+            },
+        )
+    else:
+
+        @task(task_id="dbt_build", execution_timeout=timedelta(hours=2))
+        def dbt_build(logical_date=None, ti=None) -> str:
+            return dbt_cosmos.build_marts(nightly.as_of_date(logical_date), ti.try_number)
+
+        transform = dbt_build()
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def validate_raw(params=None, logical_date=None, run_id=None) -> dict:
+        return nightly.validate_raw(params["landing"], nightly.as_of_date(logical_date), run_id)
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def prepare_shadow(logical_date=None) -> str:
+        return nightly.prepare_shadow(nightly.as_of_date(logical_date))
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def validate_marts(logical_date=None, run_id=None) -> dict:
+        return nightly.validate_marts(nightly.as_of_date(logical_date), run_id)
+
+    @task(execution_timeout=timedelta(minutes=10), outlets=[MARTS])
+    def publish_marts() -> str:
+        return nightly.publish_marts()
+
+    @task(execution_timeout=timedelta(minutes=30), outlets=[REPORTS])
+    def publish_reports(raw_gate: dict, marts_gate: dict, logical_date=None) -> dict:
+        return nightly.publish(nightly.as_of_date(logical_date), [raw_gate, marts_gate])
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def notify_published(published: dict, logical_date=None) -> str:
+        return nightly.notify_published(nightly.as_of_date(logical_date), published)
+
     prepared = prepare_warehouse()
+    raw_gate = validate_raw()
     for system in SYSTEMS:
-        prepared >> wait_for_export(system) >> load_system(system)
+        prepared >> wait_for_export(system) >> load_system(system) >> raw_gate
+    marts_gate = validate_marts()
+    raw_gate >> prepare_shadow() >> transform >> marts_gate
+    reports = publish_reports(raw_gate, marts_gate)
+    marts_gate >> publish_marts() >> reports
+    notify_published(reports)
 
 
 customer_health_nightly()

@@ -46,3 +46,42 @@ def test_nightly_dag_shape(dagbag) -> None:
         task_id = f"load_{entity.system}.load_{entity.name}"
         assert task_id in ids
         assert f"wait_for_{entity.system}_export" in dag.task_dict[task_id].upstream_task_ids
+
+    # the gates and dbt sit between loading and publishing, in this order
+    def upstream(task_id: str) -> set[str]:
+        return dag.task_dict[task_id].upstream_task_ids
+
+    assert {f"load_{e.system}.load_{e.name}" for e in ENTITIES} <= upstream("validate_raw")
+    assert upstream("prepare_shadow") == {"validate_raw"}
+    assert upstream("dbt_build") == {"prepare_shadow"}
+    assert upstream("validate_marts") == {"dbt_build"}
+    assert upstream("publish_marts") == {"validate_marts"}
+    assert upstream("publish_reports") == {"validate_raw", "validate_marts", "publish_marts"}
+    assert upstream("notify_published") == {"publish_reports"}
+    outlets = {t: {a.name for a in dag.task_dict[t].outlets}
+               for t in ("publish_marts", "publish_reports")}
+    assert outlets == {"publish_marts": {"customer_health_marts"},
+                       "publish_reports": {"customer_health_reports"}}
+    from customer_health.notify import on_failure
+
+    assert all(t.on_failure_callback == [on_failure] or t.on_failure_callback == on_failure
+               for t in dag.tasks)
+
+def test_local_mode_renders_a_task_per_model_through_cosmos(monkeypatch) -> None:
+    """CHW_DBT_EXECUTION_MODE=local: Cosmos renders a run task per model and its tests,
+    from a manifest parsed once (no `dbt ls` at parse time)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CHW_DBT_EXECUTION_MODE", "local")
+    bag = DagBag(dag_folder=str(settings.dags_folder()))
+    assert bag.import_errors == {}
+    dag = bag.dags["customer_health_nightly"]
+    ids = set(dag.task_dict)
+    assert "dbt_build" not in ids
+    for model in ("stg_crm__accounts", "int_mrr_monthly", "customer_health", "nps_monthly"):
+        assert f"transform.{model}.run" in ids, sorted(ids)
+    health = dag.task_dict["transform.customer_health.run"]
+    assert "validate_raw" in {t.task_id for t in health.get_flat_relatives(upstream=True)}
+    gate_upstream = dag.task_dict["validate_marts"].upstream_task_ids
+    assert any(t.startswith("transform.") for t in gate_upstream)
+    assert health.vars["marts_schema"] == "marts_shadow"

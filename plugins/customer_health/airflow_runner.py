@@ -37,6 +37,10 @@ class DagImportError(RuntimeError):
     """A DAG file failed to import; the message holds Airflow's import errors."""
 
 
+class NotScheduled(RuntimeError):
+    """The logical date lies before the DAG's start date: Airflow would run no task."""
+
+
 @dataclass
 class TaskOutcome:
     task_id: str
@@ -68,7 +72,7 @@ class RunOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == "success"
+        return self.state == "success" and bool(self.tasks)
 
     @property
     def failed_tasks(self) -> list[TaskOutcome]:
@@ -201,6 +205,11 @@ def run_dag(
         with _captured_output(watcher):
             _prepare_metadata_db()
             dag = load_dag(dag_id)
+            if dag.start_date is not None and logical_date < dag.start_date:
+                raise NotScheduled(
+                    f"{logical_date:%Y-%m-%d} is before {dag_id}'s first night "
+                    f"{dag.start_date:%Y-%m-%d} (CHW_SCHEDULE_START): Airflow would run no "
+                    "task for it; set CHW_SCHEDULE_START to that date or earlier")
             dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
             outcome = RunOutcome(
                 dag_id=dag_id,

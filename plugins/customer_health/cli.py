@@ -231,7 +231,13 @@ def load(day: date, landing: str | None, system: str | None) -> None:
 
 def _run_nightly(day: date, landing: str) -> bool:
     """Run the nightly DAG for one date, showing progress; True when it succeeded."""
-    from customer_health.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date, run_dag
+    from customer_health.airflow_runner import (
+        NIGHTLY_DAG_ID,
+        DagImportError,
+        NotScheduled,
+        nightly_logical_date,
+        run_dag,
+    )
 
     say(f"nightly run for {day} (landing area {landing})")
     started: list[str] = []
@@ -241,7 +247,11 @@ def _run_nightly(day: date, landing: str) -> bool:
             started.append(event.task_id)
             say(f"  [{len(started):>2}] {event.task_id} ...", event.console)
 
-    outcome = run_dag(NIGHTLY_DAG_ID, nightly_logical_date(day), {"landing": landing}, on_event)
+    try:
+        outcome = run_dag(NIGHTLY_DAG_ID, nightly_logical_date(day), {"landing": landing},
+                          on_event)
+    except (DagImportError, NotScheduled) as exc:
+        raise click.ClickException(str(exc)) from None
     if outcome.succeeded:
         say(f"nightly run for {day}: success ({len(outcome.tasks)} tasks); log {outcome.log_path}")
         return True
@@ -294,6 +304,33 @@ def backfill(first: date, last: date, landing: str | None) -> None:
                 say(f"backfill stopped at {day}; nights after it were not run")
                 sys.exit(1)
     say(f"backfill {first}..{last}: {len(days)} nights succeeded")
+
+
+@main.command()
+@click.option("--date", "day", required=True, **DATE, help="The night (as_of_date) to render.")
+@click.option("--no-docs", is_flag=True, help="Skip the Data Docs and dbt docs (faster).")
+def report(day: date, no_docs: bool) -> None:
+    """Re-render and publish a night's team reports from the published marts.
+
+    The night's data-quality status comes from audit.quality_results; a night whose
+    last check failed is refused, as the DAG would. E-mail goes out only from the DAG.
+    """
+    from customer_health.nightly import publish_reports_with_docs, stored_night_status
+    from customer_health.reporting import ReportError, publish_reports
+    from customer_health.warehouse import warehouse_session
+
+    with warehouse_session() as url:
+        status = stored_night_status(url, day)
+        try:
+            if no_docs:
+                status.pop("docs_path"), status.pop("marts_docs_path")
+                result = publish_reports(url, day, quality=status)
+            else:
+                result = publish_reports_with_docs(url, day, status)
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"published {len(result.teams)} team report(s) of {day} to {result.night_dir}"
+               f" (data quality: {status['status']})")
 
 
 def _load_history(url: str, landing: str, first: date, last: date) -> None:
@@ -364,7 +401,10 @@ def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
     click.echo("")
     click.echo(f"demo done: {accounts} accounts, nights {first_night}..{end}")
     click.echo(f"  landing area : {landing}")
-    click.echo(f"  reports      : {settings.reports_dir()}")
+    latest = settings.reports_dir() / "latest"
+    click.echo(f"  reports      : {latest / 'index.html'} (every team's page)")
+    click.echo(f"  data quality : {latest / 'quality' / 'index.html'} (Data Docs of the night)")
+    click.echo(f"  marts docs   : {latest / 'dbt-docs' / 'index.html'} (what each column means)")
     if is_embedded():
         click.echo(f"  warehouse    : embedded PostgreSQL in {embedded_paths().root} (stopped now)")
         click.echo("                 `chw sql` opens psql on it; `chw warehouse start` keeps it up")

@@ -123,3 +123,135 @@ def environment_summary() -> dict[str, str]:
     if summary.get("CHW_WAREHOUSE_URL"):
         summary["CHW_WAREHOUSE_URL"] = redact(summary["CHW_WAREHOUSE_URL"])
     return summary
+
+
+def _quality_status(*reports) -> dict:
+    """A small, JSON-able summary of the night's gates for XCom and the report index."""
+    warnings = [o.describe() for r in reports for o in r.warnings]
+    failures = [o.describe() for r in reports for o in r.failures]
+    return {"status": "failed" if failures else "passed", "failures": failures,
+            "warnings": warnings}
+
+
+def validate_raw(landing: str, day: date, run_id: str) -> dict:
+    """The raw gate: the night's rows of every entity against its suite. Raises
+    `QualityGateFailed` (naming suite, expectation and observed value) on a blocking
+    failure; warnings are logged and returned."""
+    from customer_health import quality
+
+    report = quality.validate_raw(warehouse_url(), day, run_id, landing=landing)
+    log.info("%s", report.summary())
+    report.raise_for_failures()
+    return _quality_status(report)
+
+
+def prepare_shadow(day: date) -> str:
+    """Write, audit, publish, step one: the shadow schema holds what `marts` holds, and
+    records that tonight's build is about to rewrite `day` there."""
+    from customer_health import wap
+
+    url = warehouse_url()
+    result = wap.prepare_shadow(url)
+    wap.mark_building(url, day)
+    return result.describe()
+
+
+def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
+    """The marts gate, on the shadow schema the night was built in."""
+    from customer_health import quality, wap
+
+    report = quality.validate_marts(warehouse_url(), schema or wap.SHADOW, day, run_id)
+    log.info("%s", report.summary())
+    report.raise_for_failures()
+    return _quality_status(report)
+
+
+def publish_marts() -> str:
+    """Swap the validated shadow in as `marts` (atomic; grants and views carried over)."""
+    from customer_health import wap
+
+    return wap.swap_in(warehouse_url()).describe()
+
+
+def night_status(gates: list[dict]) -> dict:
+    """The night's data-quality status for the report index, from its gates' results."""
+    return {
+        "status": "failed" if any(g["status"] == "failed" for g in gates) else "passed",
+        "failures": [f for g in gates for f in g["failures"]],
+        "warnings": [w for g in gates for w in g["warnings"]],
+        "docs_path": "quality/index.html",
+        "marts_docs_path": "dbt-docs/index.html",
+    }
+
+
+def publish(day: date, gates: list[dict]) -> dict:
+    """Publish the night's reports from the (swapped-in) marts, with its Data Docs and
+    the dbt docs beside them, then e-mail them if configured."""
+    from customer_health.reporting import deliver_from_env
+
+    result = publish_reports_with_docs(warehouse_url(), day, night_status(gates))
+    delivered = deliver_from_env(result)
+    log.info("published %s team report(s) to %s", len(result.teams), result.night_dir)
+    return {"night_dir": str(result.night_dir), "teams": len(result.teams),
+            "delivered": str(delivered) if delivered else "not configured"}
+
+
+def publish_reports_with_docs(url: str, day: date, status: dict):
+    """Render the night's reports and publish them, with the GX Data Docs (`quality/`)
+    and the dbt docs (`dbt-docs/`), as one atomic folder."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from customer_health.quality import build_data_docs
+    from customer_health.reporting import publish_reports
+    from customer_health.transform import generate_dbt_docs
+
+    scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
+    try:
+        build_data_docs(scratch / "quality")
+        generate_dbt_docs(url, scratch / "dbt-docs")
+        return publish_reports(url, day, quality=status, extra_folders={
+            "quality": scratch / "quality", "dbt-docs": scratch / "dbt-docs"})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def stored_night_status(url: str, day: date) -> dict:
+    """The quality status of the last run that checked `day`, from audit.quality_results
+    (what `chw report` shows when it re-renders a night)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "select to_regclass('audit.quality_results') is not null").fetchone()[0]
+        rows = []
+        if found:
+            rows = conn.execute(
+                """
+                select suite, expectation, severity, success, observed_value
+                from audit.quality_results
+                where as_of_date = %(d)s and run_id = (
+                    select run_id from audit.quality_results where as_of_date = %(d)s
+                    order by checked_at desc limit 1)
+                """, {"d": day}).fetchall()
+    failures = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
+                if not ok and sev == "block"]
+    warnings = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
+                if not ok and sev == "warn"]
+    return {"status": "failed" if failures else ("passed" if rows else "unknown"),
+            "failures": failures, "warnings": warnings, "docs_path": "quality/index.html",
+            "marts_docs_path": "dbt-docs/index.html"}
+
+
+def notify_published(day: date, published: dict) -> str:
+    """Tell the data engineers a night went out (no-op when no channel is configured)."""
+    from customer_health import notify
+
+    sent = notify.send(
+        f"[customer health] night {day} published",
+        f"{published['teams']} team report(s) in {published['night_dir']}; "
+        f"e-mail delivery: {published['delivered']}",
+        {"night": day.isoformat(), "status": "published"},
+    )
+    return ", ".join(sent) or "no channel configured"

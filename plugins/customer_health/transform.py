@@ -86,9 +86,12 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
-def dbt_command(args: Sequence[str], as_of_date: date | None = None) -> list[str]:
+def dbt_command(args: Sequence[str], as_of_date: date | None = None,
+                extra_vars: dict[str, str] | None = None,
+                target_path: Path | None = None) -> list[str]:
     """The full dbt argument list: project, profile, target and log paths, vars."""
-    target_path, log_path = dbt_paths()
+    default_target, log_path = dbt_paths()
+    target_path = target_path or default_target
     project = str(settings.dbt_project_dir())
     command = [
         *args,
@@ -100,8 +103,11 @@ def dbt_command(args: Sequence[str], as_of_date: date | None = None) -> list[str
         command += ["--log-path", str(log_path)]
     # no usage tracking: it would write .user.yml into the project and call out to the network
     command += ["--no-send-anonymous-usage-stats"]
+    variables = dict(extra_vars or {})
     if as_of_date is not None:
-        command += ["--vars", json.dumps({"as_of_date": as_of_date.isoformat()})]
+        variables["as_of_date"] = as_of_date.isoformat()
+    if variables:
+        command += ["--vars", json.dumps(variables)]
     return command
 
 
@@ -119,7 +125,9 @@ def _failures(result: object) -> tuple[dict[str, str], list[str]]:
     return statuses, failed
 
 
-def run_dbt(args: list[str], url: str, as_of_date: date | None = None) -> DbtRunResult:
+def run_dbt(args: list[str], url: str, as_of_date: date | None = None,
+            extra_vars: dict[str, str] | None = None,
+            target_path: Path | None = None) -> DbtRunResult:
     """Invoke dbt in process (e.g. `["build"]`) against the warehouse at `url`.
 
     Raises DbtRunError naming the failed node(s) when the invocation does not succeed.
@@ -128,7 +136,7 @@ def run_dbt(args: list[str], url: str, as_of_date: date | None = None) -> DbtRun
 
     for path in dbt_paths():
         path.mkdir(parents=True, exist_ok=True)
-    command = dbt_command(args, as_of_date)
+    command = dbt_command(args, as_of_date, extra_vars, target_path)
     with _environment(dbt_env(url)):
         outcome = dbtRunner().invoke(command)
     statuses, failed = _failures(outcome.result)
@@ -141,6 +149,24 @@ def run_dbt(args: list[str], url: str, as_of_date: date | None = None) -> DbtRun
             message = f"dbt {' '.join(args)}{where} failed: {outcome.exception or 'see dbt log'}"
         raise DbtRunError(message, [f.split(":", 1)[0] for f in failed])
     return DbtRunResult(args=command, statuses=statuses, raw=outcome.result)
+
+
+def generate_dbt_docs(url: str, out_dir: Path) -> Path:
+    """`dbt docs generate --static` of the published marts into `out_dir`: one
+    self-contained index.html (every model, column and test, with the catalog's types)
+    that analysts can open from the reports. Uses a target path of its own, so that
+    `dbt retry` still sees the night's build."""
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="chw-dbt-docs-"))
+    try:
+        run_dbt(["docs", "generate", "--static"], url, target_path=scratch)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(scratch / "static_index.html", out_dir / "index.html")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out_dir / "index.html"
 
 
 def create_analyst_role(url: str) -> None:

@@ -179,6 +179,7 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
             teams=index_rows,
             quality=quality,
             quality_href=_safe_href((quality or {}).get("docs_path")),
+            marts_docs_href=_safe_href((quality or {}).get("marts_docs_path")),
             earlier_nights=earlier,
             generated_at=generated_at,
         ),
@@ -222,13 +223,16 @@ def point_latest(root: Path) -> Path:
 
 
 def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
-                    quality: dict | None = None, schema: str = "marts") -> PublishResult:
+                    quality: dict | None = None, schema: str = "marts",
+                    extra_folders: dict[str, Path] | None = None) -> PublishResult:
     """Render and publish every team's report of `as_of_date` from the marts at `url`.
 
     `quality` is the night's data-quality status shown on the index, e.g.
     {"status": "passed", "failures": [], "warnings": [...], "docs_path": "quality/index.html"}
     (docs_path relative to the night's folder, or an http(s) URL). A night whose status
     is "failed" is refused: it publishes nothing and `latest` stays where it was.
+    `extra_folders` (name -> folder, e.g. {"quality": data_docs_dir}) are copied into
+    the night's folder before it is swapped in, so they appear with it atomically.
     """
     started = time.perf_counter()
     if quality and str(quality.get("status", "")).lower() == "failed":
@@ -247,6 +251,8 @@ def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     try:
         teams = _render_night(night, tmp, quality, earlier)
+        for folder_name, source in (extra_folders or {}).items():
+            shutil.copytree(source, _inside(tmp, folder_name))
         tmp.chmod(0o755)
         final = _inside(root, name)
         _swap_in(tmp, final)

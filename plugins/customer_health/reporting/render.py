@@ -66,7 +66,8 @@ def render_team_page(view: TeamView, *, as_of_date: date, currency: str, stem: s
 
 def render_index(*, as_of_date: date, currency: str, teams: list[dict[str, Any]],
                  quality: dict[str, Any] | None, quality_href: str | None,
-                 earlier_nights: list[str], generated_at: datetime) -> str:
+                 earlier_nights: list[str], generated_at: datetime,
+                 marts_docs_href: str | None = None) -> str:
     return ENV.get_template("index.html").render(
         as_of_date=as_of_date,
         currency=currency,
@@ -74,6 +75,7 @@ def render_index(*, as_of_date: date, currency: str, teams: list[dict[str, Any]]
         totals=_totals(teams),
         quality=quality,
         quality_href=quality_href,
+        marts_docs_href=marts_docs_href,
         earlier_nights=earlier_nights,
         generated_at=generated_at,
     )

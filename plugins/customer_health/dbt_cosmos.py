@@ -1,0 +1,148 @@
+"""How the nightly DAG runs the dbt project through Astronomer Cosmos.
+
+- The DAG is rendered from a dbt manifest (`LoadMode.DBT_MANIFEST`), never by running
+  `dbt ls` at every DAG parse: `manifest_path()` runs `dbt parse` once per version of
+  the project's files and keeps the manifest under `CHW_HOME/dbt/manifests/<hash>/`.
+- The connection comes from `dbt_project/profiles.yml`, which reads `CHW_DBT_*`
+  environment variables only. Each dbt task sets them right before it runs from the
+  warehouse the task would use (`nightly.warehouse_url()`), so no secret is rendered
+  into a template field or stored in Airflow's database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from customer_health import settings
+
+#: The files whose content decides the manifest (everything dbt parses).
+_PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md", ".py"}
+
+
+def project_fingerprint(project_dir: Path | None = None) -> str:
+    project_dir = project_dir or settings.dbt_project_dir()
+    digest = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        rel = path.relative_to(project_dir)
+        if rel.parts[0] in ("target", "logs", "dbt_packages") or not path.is_file():
+            continue
+        if path.suffix not in _PROJECT_SUFFIXES:
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def manifest_path() -> Path:
+    """A manifest.json of the project as it is now, parsed once per version of its files."""
+    fingerprint = project_fingerprint()
+    folder = settings.chw_home() / "dbt" / "manifests" / fingerprint
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        return manifest
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{fingerprint}-", dir=folder.parent))
+    try:
+        _parse_into(scratch)
+        try:
+            scratch.rename(folder)  # atomic: another parser may have won the race
+        except OSError:
+            if not manifest.exists():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return manifest
+
+
+def _parse_into(target: Path) -> None:
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.dbt_project_dir())
+    outcome = dbtRunner().invoke([
+        "parse", "--project-dir", project, "--profiles-dir", project,
+        "--target-path", str(target), "--log-path", str(target / "logs"),
+        "--no-send-anonymous-usage-stats", "--quiet",
+    ])
+    if not outcome.success or not (target / "manifest.json").exists():
+        raise RuntimeError(f"dbt parse of {project} failed: {outcome.exception or 'see its log'}")
+
+
+def set_dbt_environment(context=None) -> None:
+    """`pre_execute` hook of every dbt task: the profile's variables for this warehouse."""
+    from customer_health.nightly import warehouse_url
+    from customer_health.transform import dbt_env
+
+    os.environ.update(dbt_env(warehouse_url()))
+
+
+def cosmos_configs():
+    """(ProjectConfig, ProfileConfig, ExecutionConfig, RenderConfig) for the nightly DAG."""
+    from cosmos import (
+        ExecutionConfig,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        ProfileConfig,
+        ProjectConfig,
+        RenderConfig,
+        TestBehavior,
+        TestIndirectSelection,
+    )
+
+    project_dir = settings.dbt_project_dir()
+    project = ProjectConfig(
+        dbt_project_path=project_dir,
+        manifest_path=manifest_path(),
+        install_dbt_deps=False,
+        partial_parse=True,
+    )
+    profile = ProfileConfig(
+        profile_name="chw", target_name="warehouse",
+        profiles_yml_filepath=project_dir / "profiles.yml",
+    )
+    execution = ExecutionConfig(
+        execution_mode=ExecutionMode.LOCAL,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        # A model's test task runs only the tests whose every parent is built by then;
+        # tests that span several models run in tasks of their own after all of them.
+        test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+    )
+    render = RenderConfig(
+        load_method=LoadMode.DBT_MANIFEST,
+        test_behavior=TestBehavior.AFTER_EACH,
+        should_detach_multiple_parents_tests=True,
+    )
+    return project, profile, execution, render
+
+
+def build_marts(as_of: date, try_number: int) -> str:
+    """The `build` mode's one task: `dbt build` for the night, its marts written to the
+    shadow schema (customer_health.wap); on a retry `dbt retry`,
+    which reruns only the nodes that failed or were skipped the time before."""
+    from customer_health.nightly import warehouse_url
+    from customer_health.transform import dbt_paths, run_dbt
+    from customer_health.wap import SHADOW
+
+    run_results = dbt_paths()[0] / "run_results.json"
+    retry = try_number > 1 and _last_run_was(run_results, as_of)
+    result = run_dbt(["retry"] if retry else ["build"], warehouse_url(), as_of,
+                     extra_vars={"marts_schema": SHADOW})
+    failed_before = "retry of the failed nodes" if retry else "build"
+    return f"dbt {failed_before} for {as_of}: {len(result.statuses)} node(s) succeeded"
+
+
+def _last_run_was(run_results: Path, as_of: date) -> bool:
+    """True when dbt's last run_results.json is a build of this night (so `dbt retry`
+    would redo that night's failures, not another night's)."""
+    import json
+
+    try:
+        meta = json.loads(run_results.read_text())["args"]
+    except (OSError, ValueError, KeyError):
+        return False
+    night = str(meta.get("vars", {}).get("as_of_date"))
+    return meta.get("which") == "build" and night == as_of.isoformat()

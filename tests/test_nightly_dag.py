@@ -1,0 +1,156 @@
+"""The nightly DAG end to end, through `chw run` (Airflow's dag.test()) on generated data:
+good nights publish marts, reports and docs; a re-run gives the same marts; a night that
+fails a raw or a marts gate leaves yesterday's marts and reports exactly as they were,
+names the suite, expectation and observed value, and tells the data engineers.
+
+The nights share one warehouse and run in order (each takes about a minute), so the
+module builds the good history once and each failure test checks it is left intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from dag_runs import WebhookReceiver, chw, marts_snapshot, rewrite_export_file, tree_digest
+
+from customer_health.generate import generate_landing
+
+pytestmark = pytest.mark.dag_run
+
+D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+
+
+@dataclass
+class History:
+    url: str
+    home: Path
+    landing: Path
+    marts: dict[str, list[tuple]]
+    outputs: dict[date, str]
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory, fresh_database_factory) -> History:
+    """Two good nights, D1 and D2, run through the DAG into one warehouse."""
+    home = tmp_path_factory.mktemp("home")
+    landing = tmp_path_factory.mktemp("landing")
+    generate_landing(landing, accounts=40, start=D1, days=3, seed=3, history_days=60)
+    url = fresh_database_factory()
+    outputs = {}
+    for day in (D1, D2):
+        proc = chw(["run", "--date", str(day), "--landing", str(landing)], home, url)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs[day] = proc.stderr
+    return History(url, home, landing, marts_snapshot(url), outputs)
+
+
+def _latest(history: History) -> str:
+    return (history.reports_dir / "latest").resolve().name
+
+
+def test_good_nights_publish_marts_reports_and_docs(history: History) -> None:
+    assert "nightly run for 2026-11-02: success (19 tasks)" in history.outputs[D2]
+    assert "load_crm.load_activities" in history.outputs[D2]  # progress names the tasks
+    logs = list((history.home / "logs" / "runs").glob("customer_health_nightly_2026-11-02_*"))
+    assert len(logs) == 1 and "starting task_id=publish_marts" in logs[0].read_text()
+    with psycopg.connect(history.url) as conn:
+        dates = [r[0] for r in conn.execute(
+            "select distinct as_of_date from marts.customer_health order by 1").fetchall()]
+        ledger = conn.execute("select count(*), count(*) filter (where status = 'loaded')"
+                              " from audit.load_ledger where export_date = %s", (D2,)).fetchone()
+        results = conn.execute("select count(*), bool_and(success) from audit.quality_results"
+                               " where as_of_date = %s and severity = 'block'", (D2,)).fetchone()
+        schemas = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
+    assert dates == [D1, D2]  # the dated history: one snapshot per night
+    assert ledger[0] >= 4 and ledger[0] == ledger[1]
+    assert results[0] > 50 and results[1] is True
+    assert {"marts", "marts_shadow"} <= schemas
+    assert _latest(history) == "2026-11-02"
+    night = history.reports_dir / "2026-11-02"
+    for page in ("index.html", "glossary.html", "quality/index.html", "dbt-docs/index.html"):
+        assert (night / page).is_file(), page
+    assert list((night / "teams").glob("*.html"))
+    index = (night / "index.html").read_text()
+    assert 'href="quality/index.html"' in index and 'href="dbt-docs/index.html"' in index
+    assert "customer_health" in (night / "dbt-docs" / "index.html").read_text()
+
+
+def test_re_running_a_night_gives_the_same_marts(history: History) -> None:
+    proc = chw(["run", "--date", str(D2), "--landing", str(history.landing)],
+               history.home, history.url)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert marts_snapshot(history.url) == history.marts  # table by table, row by row
+
+
+def test_a_raw_violation_fails_the_night_and_leaves_yesterday_as_it_was(
+        history: History, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(history.landing, landing)
+    billing = landing / "billing" / D3.isoformat()
+    rewrite_export_file(billing, "subscriptions.csv", lambda row: {**row, "mrr": "-119.00"})
+    marts_before = marts_snapshot(history.url)
+    reports_before = tree_digest(history.reports_dir / "latest")
+    with WebhookReceiver() as hook:
+        proc = chw(["run", "--date", str(D3), "--landing", str(landing)], history.home,
+                   history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "nightly run for 2026-11-03: FAILED" in err
+    assert "failed task: validate_raw" in err
+    assert "raw.billing_subscriptions" in err and "-119" in err  # suite and observed value
+    assert "between(mrr)" in err  # the expectation
+    assert "dbt_build" in err.split("not run because of it:")[1]
+    # yesterday's marts and reports are exactly as they were; nothing of D3 is published
+    assert marts_snapshot(history.url) == marts_before
+    assert tree_digest(history.reports_dir / "latest") == reports_before
+    assert _latest(history) == "2026-11-02"
+    assert not (history.reports_dir / "2026-11-03").exists()
+    # and the data engineers were told, once, naming the task and the reason
+    assert len(hook.received) == 1
+    alert = hook.received[0]
+    assert alert["task_id"] == "validate_raw" and alert["night"] == "2026-11-03"
+    assert "between(mrr)" in alert["error"] and "validate_raw" in alert["text"]
+
+
+def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
+        history: History) -> None:
+    """A fault in the marts themselves, which no raw check can see: a trigger on the shadow
+    table stands in for a modelling bug that labels a failing account 'healthy'."""
+    with psycopg.connect(history.url, autocommit=True) as conn:
+        conn.execute("""
+            create function public.chw_test_mislabel() returns trigger language plpgsql as $$
+            begin new.health_score := 12; new.health_band := 'healthy'; return new; end $$;
+            create trigger chw_test_mislabel before insert on marts_shadow.customer_health
+            for each row when (new.as_of_date = date '2026-11-03')
+            execute function public.chw_test_mislabel();
+        """)
+    marts_before = marts_snapshot(history.url)
+    reports_before = tree_digest(history.reports_dir / "latest")
+    try:
+        proc = chw(["run", "--date", str(D3), "--landing", str(history.landing)],
+                   history.home, history.url)
+    finally:
+        with psycopg.connect(history.url, autocommit=True) as conn:
+            conn.execute("drop function public.chw_test_mislabel() cascade")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "failed task: validate_marts" in err
+    assert "marts.customer_health" in err and "band_matches_score" in err
+    assert marts_snapshot(history.url) == marts_before
+    assert tree_digest(history.reports_dir / "latest") == reports_before
+    assert not (history.reports_dir / "2026-11-03").exists()
+    with psycopg.connect(history.url) as conn:
+        shadow = conn.execute("select count(*) from marts_shadow.customer_health"
+                              " where as_of_date = %s", (D3,)).fetchone()[0]
+    assert shadow > 0  # the night was built, only where nobody reads it
+    # the observed value: every account of the night was mislabelled
+    assert f"band_matches_score: observed {shadow}" in err
