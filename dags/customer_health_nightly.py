@@ -144,8 +144,8 @@ def customer_health_nightly():
         return nightly.validate_marts(nightly.as_of_date(logical_date), run_id)
 
     @task(execution_timeout=timedelta(minutes=10), outlets=[MARTS])
-    def publish_marts() -> str:
-        return nightly.publish_marts()
+    def publish_marts(logical_date=None) -> str:
+        return nightly.publish_marts(nightly.as_of_date(logical_date))
 
     @task(execution_timeout=timedelta(minutes=30), outlets=[REPORTS])
     def publish_reports(raw_gate: dict, marts_gate: dict, logical_date=None) -> dict:

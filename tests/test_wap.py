@@ -158,3 +158,13 @@ def test_monthly_marts_match_the_dbt_models_unique_keys() -> None:
         keys[path.stem] = found.group(1)
     assert {name for name, key in keys.items() if key == "month"} == wap.MONTHLY_MARTS
     assert {key for name, key in keys.items() if name not in wap.MONTHLY_MARTS} == {"as_of_date"}
+
+
+def test_publishing_the_same_build_twice_swaps_nothing_back(fresh_database) -> None:
+    url = fresh_database()
+    _build_night(url, D1, 50, 100)
+    wap.swap_in(url, D1)
+    _build_night(url, D2, 60, 200)
+    assert not wap.swap_in(url, D2).already
+    assert wap.swap_in(url, D2).already  # a retried publish step
+    assert [r[0] for r in _rows(url, "marts", "customer_health")] == [D1, D1, D2, D2]

@@ -230,7 +230,14 @@ def load(day: date, landing: str | None, system: str | None) -> None:
 
 
 def _run_nightly(day: date, landing: str) -> bool:
-    """Run the nightly DAG for one date, showing progress; True when it succeeded."""
+    """Run the nightly DAG for one date, showing progress; True when it succeeded.
+
+    Embedded (`dag.test()` in this process) unless CHW_AIRFLOW_API_URL names a running
+    deployment, which then runs the night itself."""
+    from customer_health import airflow_api
+
+    if airflow_api.configured():
+        return _run_nightly_remote(day, landing)
     from customer_health.airflow_runner import (
         NIGHTLY_DAG_ID,
         DagImportError,
@@ -271,6 +278,34 @@ def _run_nightly(day: date, landing: str) -> bool:
     return False
 
 
+def _run_nightly_remote(day: date, landing: str) -> bool:
+    """The night on the deployment at CHW_AIRFLOW_API_URL: trigger (or clear) and wait."""
+    from customer_health.airflow_api import AirflowApi, AirflowApiError
+    from customer_health.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date
+
+    api = AirflowApi()
+    say(f"nightly run for {day} on {api.base_url} (landing area {landing})")
+    try:
+        run_id = api.start_night(NIGHTLY_DAG_ID, nightly_logical_date(day),
+                                 {"landing": landing})
+        say(f"  dag run {run_id}")
+        run = api.wait(NIGHTLY_DAG_ID, run_id, poll_seconds=settings.api_poll_seconds(),
+                       on_change=lambda task, state: say(f"  {task}: {state}"))
+    except AirflowApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    if run.succeeded:
+        say(f"nightly run for {day}: success ({len(run.tasks)} tasks); {run.ui_url}")
+        return True
+    say(f"nightly run for {day}: {run.state.upper()}")
+    for task, state in sorted(run.tasks.items()):
+        if state == "failed":
+            say(f"  failed task: {task} (its log: {run.ui_url})")
+    not_run = sorted(t for t, s in run.tasks.items() if s in ("upstream_failed", "skipped"))
+    if not_run:
+        say(f"  not run because of it: {', '.join(not_run)}")
+    return False
+
+
 @main.command()
 @click.option("--date", "day", required=True, **DATE, help="Logical date of the night to run.")
 @click.option(
@@ -279,12 +314,22 @@ def _run_nightly(day: date, landing: str) -> bool:
     help="Landing area (folder or fsspec URL); default CHW_LANDING or CHW_HOME/landing.",
 )
 def run(day: date, landing: str | None) -> None:
-    """Run the nightly DAG for one date through Airflow (dag.test)."""
-    from customer_health.warehouse import warehouse_session
-
-    with warehouse_session():
+    """Run the nightly DAG for one date through Airflow (dag.test), or on the deployment
+    named by CHW_AIRFLOW_API_URL."""
+    with _warehouse_unless_remote():
         ok = _run_nightly(day, landing or settings.landing())
     sys.exit(0 if ok else 1)
+
+
+def _warehouse_unless_remote():
+    """The embedded warehouse for a local run; nothing when a deployment runs the nights
+    (its tasks use its own warehouse)."""
+    import contextlib
+
+    from customer_health import airflow_api
+    from customer_health.warehouse import warehouse_session
+
+    return contextlib.nullcontext() if airflow_api.configured() else warehouse_session()
 
 
 @main.command()
@@ -292,13 +337,13 @@ def run(day: date, landing: str | None) -> None:
 @click.option("--end", "last", required=True, **DATE, help="Last logical date (inclusive).")
 @click.option("--landing", default=None, help="Landing area; default CHW_LANDING.")
 def backfill(first: date, last: date, landing: str | None) -> None:
-    """Run the nightly DAG for each date of a range, in order; stop at the first failure."""
-    from customer_health.warehouse import warehouse_session
+    """Run the nightly DAG for each date of a range, in order; stop at the first failure.
 
+    Through dag.test() here, or on the deployment named by CHW_AIRFLOW_API_URL."""
     if last < first:
         raise click.BadParameter("--end is before --start")
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    with warehouse_session():
+    with _warehouse_unless_remote():
         for day in days:
             if not _run_nightly(day, landing or settings.landing()):
                 say(f"backfill stopped at {day}; nights after it were not run")

@@ -166,11 +166,12 @@ def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
     return _quality_status(report)
 
 
-def publish_marts() -> str:
-    """Swap the validated shadow in as `marts` (atomic; grants and views carried over)."""
+def publish_marts(day: date) -> str:
+    """Swap the validated shadow in as `marts` (atomic; grants and views carried over;
+    a repeated publish of the same build swaps nothing)."""
     from customer_health import wap
 
-    return wap.swap_in(warehouse_url()).describe()
+    return wap.swap_in(warehouse_url(), day).describe()
 
 
 def night_status(gates: list[dict]) -> dict:

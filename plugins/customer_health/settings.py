@@ -85,6 +85,20 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "chw_smtp connection (the webhook: connection chw_alerts_webhook)",
     ),
     EnvVar(
+        "CHW_AIRFLOW_API_URL",
+        "",
+        "a running Airflow deployment (e.g. http://localhost:8080): chw run and chw backfill "
+        "then trigger the nights there through its REST API instead of dag.test()",
+        needed_by_dags=False,
+    ),
+    EnvVar(
+        "CHW_AIRFLOW_API_USER",
+        "",
+        "user for the deployment's API (with CHW_AIRFLOW_API_PASSWORD), or set "
+        "CHW_AIRFLOW_API_TOKEN",
+        needed_by_dags=False,
+    ),
+    EnvVar(
         "CHW_PROJECT_ROOT",
         "<checkout>",
         "folder holding dags/, dbt_project/ and "
@@ -197,3 +211,7 @@ def dbt_execution_mode() -> str:
             f"CHW_DBT_EXECUTION_MODE={mode!r}: expected one of {', '.join(DBT_EXECUTION_MODES)}"
         )
     return mode
+
+
+def api_poll_seconds() -> int:
+    return _int("CHW_AIRFLOW_API_POLL", 10, minimum=1)

@@ -198,21 +198,35 @@ def mark_building(url: str, as_of_date: date) -> int:
     return generation
 
 
+def _already_published(conn: Connection, published: int, shadow: int, day: date) -> bool:
+    conn.execute(_DDL)
+    rows = dict(conn.execute(
+        "select schema_oid, generation from audit.mart_generations"
+        " where as_of_date = %s and schema_oid in (%s, %s)", (day, published, shadow)).fetchall())
+    return published in rows and rows.get(published) >= rows.get(shadow, 0)
+
+
 @dataclass
 class SwapResult:
     views: list[str] = field(default_factory=list)
     grants: int = 0
+    already: bool = False
 
     def describe(self) -> str:
+        if self.already:
+            return f"{PUBLISHED} already holds this night's build: nothing swapped"
         views = ", ".join(self.views) or "none"
         return (f"{SHADOW} swapped in as {PUBLISHED}; {self.grants} privilege(s) carried"
                 f" over; view(s) re-pointed: {views}")
 
 
-def swap_in(url: str) -> SwapResult:
+def swap_in(url: str, as_of_date: date | None = None) -> SwapResult:
     """Publish the validated shadow: one transaction renames the schemas, moves the
     privileges and re-points dependent views. Readers see the old or the new marts,
-    never a mix; on any error nothing changes."""
+    never a mix; on any error nothing changes.
+
+    With `as_of_date`, the swap is idempotent: when `marts` already holds the shadow's
+    build of that night (a retried or repeated publish step), nothing is swapped back."""
     result = SwapResult()
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         _lock(conn)
@@ -221,6 +235,12 @@ def swap_in(url: str) -> SwapResult:
         if shadow is None:
             raise RuntimeError(f"nothing to publish: schema {SHADOW} does not exist")
         old = _schema_oid(conn, PUBLISHED)
+        if as_of_date is not None and old is not None and _already_published(
+                conn, old, shadow, as_of_date):
+            result.already = True
+            log.info("swap_in: %s already holds the build of %s; nothing swapped",
+                     PUBLISHED, as_of_date)
+            return result
         views = _dependent_views(conn, old, shadow) if old is not None else []
         if old is None:
             conn.execute(sql.SQL("alter schema {} rename to {}").format(
