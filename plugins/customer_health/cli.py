@@ -368,7 +368,8 @@ def report(day: date, no_docs: bool) -> None:
         status = stored_night_status(url, day)
         try:
             if no_docs:
-                status.pop("docs_path"), status.pop("marts_docs_path")
+                for key in ("docs_path", "marts_docs_path"):
+                    status.pop(key)
                 result = publish_reports(url, day, quality=status)
             else:
                 result = publish_reports_with_docs(url, day, status)
