@@ -360,7 +360,11 @@ def report(day: date, no_docs: bool) -> None:
     The night's data-quality status comes from audit.quality_results; a night whose
     last check failed is refused, as the DAG would. E-mail goes out only from the DAG.
     """
-    from customer_health.nightly import publish_reports_with_docs, stored_night_status
+    from customer_health.nightly import (
+        DOCS_LINKS,
+        publish_reports_with_docs,
+        stored_night_status,
+    )
     from customer_health.reporting import ReportError, publish_reports
     from customer_health.warehouse import warehouse_session
 
@@ -368,7 +372,7 @@ def report(day: date, no_docs: bool) -> None:
         status = stored_night_status(url, day)
         try:
             if no_docs:
-                for key in ("docs_path", "marts_docs_path"):
+                for key in DOCS_LINKS:
                     status.pop(key)
                 result = publish_reports(url, day, quality=status)
             else:

@@ -125,6 +125,12 @@ def environment_summary() -> dict[str, str]:
     return summary
 
 
+#: Where a published night keeps its docs (relative to the night's folder), as the
+#: report index links them: GX Data Docs and the dbt docs of the marts.
+DOCS_FOLDERS = {"docs_path": "quality", "marts_docs_path": "dbt-docs"}
+DOCS_LINKS = {key: f"{folder}/index.html" for key, folder in DOCS_FOLDERS.items()}
+
+
 def _quality_status(*reports) -> dict:
     """A small, JSON-able summary of the night's gates for XCom and the report index."""
     warnings = [o.describe() for r in reports for o in r.warnings]
@@ -180,8 +186,7 @@ def night_status(gates: list[dict]) -> dict:
         "status": "failed" if any(g["status"] == "failed" for g in gates) else "passed",
         "failures": [f for g in gates for f in g["failures"]],
         "warnings": [w for g in gates for w in g["warnings"]],
-        "docs_path": "quality/index.html",
-        "marts_docs_path": "dbt-docs/index.html",
+        **DOCS_LINKS,
     }
 
 
@@ -209,11 +214,11 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
     from customer_health.transform import generate_dbt_docs
 
     scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
+    folders = {name: scratch / name for name in DOCS_FOLDERS.values()}
     try:
-        build_data_docs(scratch / "quality")
-        generate_dbt_docs(url, scratch / "dbt-docs")
-        return publish_reports(url, day, quality=status, extra_folders={
-            "quality": scratch / "quality", "dbt-docs": scratch / "dbt-docs"})
+        build_data_docs(folders[DOCS_FOLDERS["docs_path"]])
+        generate_dbt_docs(url, folders[DOCS_FOLDERS["marts_docs_path"]])
+        return publish_reports(url, day, quality=status, extra_folders=folders)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -241,8 +246,7 @@ def stored_night_status(url: str, day: date) -> dict:
     warnings = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
                 if not ok and sev == "warn"]
     return {"status": "failed" if failures else ("passed" if rows else "unknown"),
-            "failures": failures, "warnings": warnings, "docs_path": "quality/index.html",
-            "marts_docs_path": "dbt-docs/index.html"}
+            "failures": failures, "warnings": warnings, **DOCS_LINKS}
 
 
 def notify_published(day: date, published: dict) -> str:
