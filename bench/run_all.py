@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "load": ["bench_load.py", "--rows", "1000000"],
     # issue 4: a full dbt build against one nightly incremental run, 20,000 accounts
     "dbt": ["bench_dbt.py", "--accounts", "20000"],
+    # issue 5: one night through the whole DAG, dbt as one task against Cosmos per model
+    "dag_modes": ["bench_dag_modes.py", "--accounts", "200", "--nights", "1"],
     # issue 6: rendering every team's report for 100,000 accounts
     "report": ["bench_report.py", "--accounts", "100000"],
 }

@@ -85,3 +85,37 @@ def test_local_mode_renders_a_task_per_model_through_cosmos(monkeypatch) -> None
     gate_upstream = dag.task_dict["validate_marts"].upstream_task_ids
     assert any(t.startswith("transform.") for t in gate_upstream)
     assert health.vars["marts_schema"] == "marts_shadow"
+
+
+def test_a_model_selector_selects_that_model_only(monkeypatch) -> None:
+    """Cosmos selects a model's tests with `--select <model name>`, and dbt reads a bare
+    name as a package name first: when the dbt project was called `customer_health`,
+    the `customer_health` model's test task ran every test of the project, those of
+    models not built yet included, and a first night failed in local mode."""
+    import json
+
+    from dbt.cli.main import dbtRunner
+
+    from customer_health import dbt_cosmos
+    from customer_health.transform import dbt_env
+
+    manifest = json.loads(dbt_cosmos.manifest_path().read_text())
+    project = manifest["metadata"]["project_name"]
+    names = {n["name"] for n in manifest["nodes"].values()
+             if n["resource_type"] in ("model", "seed", "snapshot")}
+    assert project not in names
+
+    monkeypatch.setenv("CHW_DBT_EXECUTION_MODE", "local")
+    for key, value in dbt_env("postgresql://nobody@127.0.0.1:1/none").items():
+        monkeypatch.setenv(key, value)
+    dbt_dir = str(settings.dbt_project_dir())
+    listed = dbtRunner().invoke([
+        "ls", "--project-dir", dbt_dir, "--profiles-dir", dbt_dir, "--quiet",
+        "--target-path", str(dbt_cosmos.manifest_path().parent),
+        "--resource-type", "test", "--indirect-selection", "cautious",
+        "--select", "customer_health", "--output", "json", "--output-keys", "depends_on"])
+    assert listed.success, listed.exception
+    parents = [set(json.loads(line)["depends_on"]["nodes"]) for line in listed.result]
+    assert parents, "the customer_health model has tests"
+    assert all("model.chw.customer_health" in p and "model.chw.account_team_summary" not in p
+               for p in parents), parents

@@ -49,6 +49,6 @@ def test_a_failed_node_is_named(fresh_database_factory: Callable[[], str]) -> No
     url = fresh_database_factory()  # no raw schema: staging cannot be built
     with pytest.raises(transform.DbtRunError) as failure:
         transform.run_dbt(["run", "--select", "stg_crm__accounts"], url, date(2026, 11, 1))
-    assert "model.customer_health.stg_crm__accounts" in str(failure.value)
+    assert "model.chw.stg_crm__accounts" in str(failure.value)
     assert "2026-11-01" in str(failure.value)
-    assert failure.value.failed_nodes == ["model.customer_health.stg_crm__accounts"]
+    assert failure.value.failed_nodes == ["model.chw.stg_crm__accounts"]
