@@ -118,26 +118,33 @@ def pandas_to_sql(url: str, csv_path: Path) -> float:
 
 def loader_parts(url: str, csv_path: Path, day: date) -> tuple[float, float]:
     """Where the loader's time goes: (its parsing alone, COPY of its output into raw)."""
-    from customer_health.loading.loader import _copy_sql
+    from customer_health.loading.loader import (
+        _copy_sql,
+        _drop_provenance_defaults,
+        _set_provenance_defaults,
+    )
     from customer_health.loading.quarantine import QuarantineSpool
     from customer_health.loading.scanner import Scanner
 
     out_path = csv_path.with_suffix(".copy")
     started = time.perf_counter()
     with csv_path.open("rb") as stream, out_path.open("wb") as out:
-        scanner = Scanner(stream, ACTIVITIES, day, "crm/x/activities.csv",
+        scanner = Scanner(stream, ACTIVITIES,
                           QuarantineSpool("crm", day, "activities", "activities.csv", 0))
         scanner.read_header()
         for batch in scanner.batches():
             out.write(batch)
     parse = time.perf_counter() - started
     with psycopg.connect(url, autocommit=True) as conn:
+        table = sql.Identifier("raw", ACTIVITIES.raw_table)
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor().copy(
-                _copy_sql(ACTIVITIES, scanner.copy_columns)) as copy, \
-                out_path.open("rb") as stream:
-            while chunk := stream.read(1 << 20):
-                copy.write(chunk)
+        with conn.transaction():
+            _set_provenance_defaults(conn, table, day, "crm/x/activities.csv")
+            with conn.cursor().copy(_copy_sql(ACTIVITIES, scanner.copy_columns)) as copy, \
+                    out_path.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    copy.write(chunk)
+            _drop_provenance_defaults(conn, table)
         copy_raw = time.perf_counter() - started
         conn.execute("delete from raw.crm_activities where _export_date = %s", (day,))
     out_path.unlink()

@@ -203,6 +203,34 @@ def test_concurrent_loads_of_one_file_do_not_interleave(db, tmp_path):
         [(2000, "a10000")]
 
 
+def test_concurrent_loads_of_two_dates_keep_each_rows_provenance(db, tmp_path):
+    """Each load gives `_export_date` and `_source_file` its own values as column defaults
+    inside its transaction: two dates of one entity loaded at once must queue, not mix
+    or deadlock, and no default may outlive a load, loaded or rejected."""
+    other_day = DAY.replace(day=22)
+    write_export(tmp_path, "crm", {"activities.csv": activities(3000)})
+    write_export(tmp_path, "crm", {"activities.csv": activities(3000, start=5000)}, day=other_day)
+    load_file(db, tmp_path, DAY, "crm", "contacts")  # creates the schemas (a rejected file)
+    results = []
+    threads = [threading.Thread(target=lambda d=d: results.append(
+        load_file(db, tmp_path, d, "crm", "activities"))) for d in (DAY, other_day)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status for r in results] == ["loaded", "loaded"]
+    assert query(db, "select _export_date, _source_file, count(*), min(_line_number),"
+                     " max(_line_number), min(activity_id) from raw.crm_activities"
+                     " group by 1, 2 order by 1") == [
+        (DAY, f"crm/{DAY}/activities.csv", 3000, 2, 3001, "a1"),
+        (other_day, f"crm/{other_day}/activities.csv", 3000, 2, 3001, "a5000")]
+    write_export(tmp_path, "crm", {"activities.csv": "activity_id\n"}, day=other_day)
+    assert load_file(db, tmp_path, other_day, "crm", "activities").status == "rejected"
+    assert query(db, "select column_name, column_default from information_schema.columns"
+                     " where table_schema = 'raw' and column_default is not null"
+                     " and column_name in ('_export_date', '_source_file')") == []
+
+
 KILL_SCRIPT = """
 import sys
 from customer_health.loading import load_file

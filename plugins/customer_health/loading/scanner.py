@@ -2,7 +2,8 @@
 
 Lines are read in blocks of about a megabyte. The longest run of plain valid lines
 at the front of a block is matched by one regular expression (`checks`) and goes
-to COPY as it is, with the provenance columns appended. The first line that does
+to COPY as it is, with its line number appended (the other provenance columns are
+the load's column defaults: `loader`). The first line that does
 not match is parsed by the csv module (it may be a multi-line quoted record, a
 29 February, or a bad row), checked field by field, and either re-written for
 COPY or sent to quarantine with its reason. Memory stays bounded by the block
@@ -16,7 +17,6 @@ import hashlib
 import io
 import re
 from collections.abc import Iterator
-from datetime import date
 from typing import BinaryIO
 
 from customer_health.contract import Column, Entity
@@ -133,10 +133,9 @@ def _csv_reason(exc: csv.Error) -> str:
 class Scanner:
     """Reads one export file: `read_header()`, then `batches()` for COPY; counts rows."""
 
-    def __init__(self, stream: BinaryIO, entity: Entity, export_date: date, source: str,
-                 quarantine: QuarantineSpool, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, stream: BinaryIO, entity: Entity, quarantine: QuarantineSpool,
+                 chunk_size: int = CHUNK_SIZE) -> None:
         self.entity = entity
-        self.source = source
         self.quarantine = quarantine
         self.lines = _Lines(stream, chunk_size)
         self._feeder = _Feeder(self.lines)
@@ -144,9 +143,6 @@ class Scanner:
         self._out = io.StringIO()
         # '\r\n' makes the writer quote any field holding \r or \n.
         self._writer = csv.writer(self._out, lineterminator="\r\n")
-        if any(ch in source for ch in ',"\r\n'):  # never for contract paths; still safe
-            source = '"' + source.replace('"', '""') + '"'
-        self._suffix = f",{export_date.isoformat()},{source},".encode()
         self.rows_read = 0
         self.rows_loaded = 0
         self.file_columns: list[Column | None] = []
@@ -203,7 +199,7 @@ class Scanner:
     # -- rows ---------------------------------------------------------------------
 
     def batches(self) -> Iterator[bytes]:
-        """COPY-ready CSV (contract columns in `copy_columns` order, then provenance)."""
+        """COPY-ready CSV: contract columns in `copy_columns` order, then the line number."""
         lines = self.lines
         out: list[bytes] = []
         size = 0
@@ -259,8 +255,7 @@ class Scanner:
         lines.line_no += n
         self.rows_read += n
         self.rows_loaded += n
-        suffix = self._suffix
-        return b"".join([b"%b%b%d\n" % (r, suffix, i) for i, r in enumerate(rows, first)])
+        return b"".join([b"%b,%d\n" % (r, i) for i, r in enumerate(rows, first)])
 
     def _slow_record(self) -> bytes | None:
         lines = self.lines
@@ -290,7 +285,7 @@ class Scanner:
         self._out.truncate()
         self.rows_read += 1
         self.rows_loaded += 1
-        return text[:-2].encode() + self._suffix + b"%d\n" % start
+        return text[:-2].encode() + b",%d\n" % start
 
     def _check(self, fields: list[str]) -> str | None:
         width = len(self.file_columns)
