@@ -31,6 +31,10 @@ FINISHED = {"success", "failed"}
 class AirflowApiError(RuntimeError):
     """The API refused a call or could not be reached; the message says which and why."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refusal, None when unreachable
+
 
 @dataclass
 class RemoteRun:
@@ -42,7 +46,8 @@ class RemoteRun:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == "success"
+        # A run without tasks (a date before the DAG's start_date) ends "success" at once.
+        return self.state == "success" and bool(self.tasks)
 
 
 def configured() -> bool:
@@ -81,7 +86,8 @@ class AirflowApi:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:500]
-            raise AirflowApiError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+            raise AirflowApiError(f"{method} {path}: HTTP {exc.code} {detail}",
+                                  exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             raise AirflowApiError(f"cannot reach the Airflow API at {self.base_url}: {exc}"
                                   ) from None
@@ -114,9 +120,15 @@ class AirflowApi:
                                   " unpause it (Airflow UI, or `airflow dags unpause`) first")
         existing = self.find_run(dag_id, logical_date)
         if existing is None:
-            run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                                {"logical_date": logical_date.isoformat(), "conf": conf})
-            return run["dag_run_id"]
+            try:
+                run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                                    {"logical_date": logical_date.isoformat(), "conf": conf})
+                return run["dag_run_id"]
+            except AirflowApiError as exc:
+                # 409: the scheduler (catchup) created the night's run since find_run
+                existing = self.find_run(dag_id, logical_date) if exc.status == 409 else None
+                if existing is None:
+                    raise
         run_id = existing["dag_run_id"]
         if str(existing.get("state")) not in FINISHED:
             return run_id  # the scheduler's run of that night is under way: wait for it

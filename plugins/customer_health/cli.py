@@ -229,15 +229,17 @@ def load(day: date, landing: str | None, system: str | None) -> None:
 # --- the nightly pipeline ------------------------------------------------------------------
 
 
-def _run_nightly(day: date, landing: str) -> bool:
+def _run_nightly(day: date, landing: str | None) -> bool:
     """Run the nightly DAG for one date, showing progress; True when it succeeded.
 
     Embedded (`dag.test()` in this process) unless CHW_AIRFLOW_API_URL names a running
-    deployment, which then runs the night itself."""
+    deployment, which then runs the night itself. `landing` None: this machine's
+    CHW_LANDING (or CHW_HOME/landing) here, the deployment's own landing area there."""
     from customer_health import airflow_api
 
     if airflow_api.configured():
         return _run_nightly_remote(day, landing)
+    landing = landing or settings.landing()
     from customer_health.airflow_runner import (
         NIGHTLY_DAG_ID,
         DagImportError,
@@ -278,16 +280,20 @@ def _run_nightly(day: date, landing: str) -> bool:
     return False
 
 
-def _run_nightly_remote(day: date, landing: str) -> bool:
-    """The night on the deployment at CHW_AIRFLOW_API_URL: trigger (or clear) and wait."""
+def _run_nightly_remote(day: date, landing: str | None) -> bool:
+    """The night on the deployment at CHW_AIRFLOW_API_URL: trigger (or clear) and wait.
+
+    Without `landing` the run reads the deployment's own landing area (its CHW_LANDING),
+    never a path of this machine."""
     from customer_health.airflow_api import AirflowApi, AirflowApiError
     from customer_health.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date
 
     api = AirflowApi()
-    say(f"nightly run for {day} on {api.base_url} (landing area {landing})")
+    where = landing or "the deployment's own"
+    say(f"nightly run for {day} on {api.base_url} (landing area {where})")
     try:
         run_id = api.start_night(NIGHTLY_DAG_ID, nightly_logical_date(day),
-                                 {"landing": landing})
+                                 {"landing": landing} if landing else {})
         say(f"  dag run {run_id}")
         run = api.wait(NIGHTLY_DAG_ID, run_id, poll_seconds=settings.api_poll_seconds(),
                        on_change=lambda task, state: say(f"  {task}: {state}"))
@@ -296,6 +302,10 @@ def _run_nightly_remote(day: date, landing: str) -> bool:
     if run.succeeded:
         say(f"nightly run for {day}: success ({len(run.tasks)} tasks); {run.ui_url}")
         return True
+    if not run.tasks:  # Airflow ends a run without tasks as "success"
+        say(f"nightly run for {day}: NO TASK RAN: {day} is before {NIGHTLY_DAG_ID}'s first "
+            f"night on the deployment (its CHW_SCHEDULE_START); {run.ui_url}")
+        return False
     say(f"nightly run for {day}: {run.state.upper()}")
     for task, state in sorted(run.tasks.items()):
         if state == "failed":
@@ -311,13 +321,14 @@ def _run_nightly_remote(day: date, landing: str) -> bool:
 @click.option(
     "--landing",
     default=None,
-    help="Landing area (folder or fsspec URL); default CHW_LANDING or CHW_HOME/landing.",
+    help="Landing area (folder or fsspec URL); default CHW_LANDING or CHW_HOME/landing "
+    "(on a deployment: its own).",
 )
 def run(day: date, landing: str | None) -> None:
     """Run the nightly DAG for one date through Airflow (dag.test), or on the deployment
     named by CHW_AIRFLOW_API_URL."""
     with _warehouse_unless_remote():
-        ok = _run_nightly(day, landing or settings.landing())
+        ok = _run_nightly(day, landing)
     sys.exit(0 if ok else 1)
 
 
@@ -335,7 +346,9 @@ def _warehouse_unless_remote():
 @main.command()
 @click.option("--start", "first", required=True, **DATE, help="First logical date.")
 @click.option("--end", "last", required=True, **DATE, help="Last logical date (inclusive).")
-@click.option("--landing", default=None, help="Landing area; default CHW_LANDING.")
+@click.option(
+    "--landing", default=None, help="Landing area; default CHW_LANDING (on a deployment: its own)."
+)
 def backfill(first: date, last: date, landing: str | None) -> None:
     """Run the nightly DAG for each date of a range, in order; stop at the first failure.
 
@@ -345,7 +358,7 @@ def backfill(first: date, last: date, landing: str | None) -> None:
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     with _warehouse_unless_remote():
         for day in days:
-            if not _run_nightly(day, landing or settings.landing()):
+            if not _run_nightly(day, landing):
                 say(f"backfill stopped at {day}; nights after it were not run")
                 sys.exit(1)
     say(f"backfill {first}..{last}: {len(days)} nights succeeded")

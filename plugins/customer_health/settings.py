@@ -92,6 +92,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         needed_by_dags=False,
     ),
     EnvVar(
+        "CHW_AIRFLOW_API_POLL",
+        "10",
+        "seconds between two looks at a run's state on the deployment (chw run, chw backfill)",
+        needed_by_dags=False,
+    ),
+    EnvVar(
         "CHW_AIRFLOW_API_USER",
         "",
         "user for the deployment's API (with CHW_AIRFLOW_API_PASSWORD), or set "
