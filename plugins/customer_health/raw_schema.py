@@ -56,8 +56,8 @@ def raw_table_ddl(entity: Entity) -> sql.Composed:
     """The raw table of an entity. Its `_export_date` index is BRIN: raw is appended
     night after night in date order, so a block-range index finds a night's rows (to
     replace them, or for an incremental build) at a fraction of a btree's upkeep during
-    COPY (measured: COPY into raw at 66% of a bare COPY's speed with a btree, 99% with
-    BRIN)."""
+    COPY (measured on PostgreSQL 15, 1,000,000 rows: 4.71 s into raw against 3.88 s
+    without the index; docs/loading.md, "Speed")."""
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in entity.columns
     ]
