@@ -1,50 +1,81 @@
-{#- An incremental staging table of current versions: a night's run merges only the raw rows
-    that can change the answer instead of re-sorting the whole history.
+{#- Incremental staging (plans: macro staging_plan; strategy: replace_keys).
 
-    Rows that can matter for as_of_date D after a run for L (the table's last as_of_date):
-    loaded since that run (`_loaded_at`), or stamped at or after the end of L (a version
-    exported early with a later updated_at); always only those visible at the end of D.
-    A candidate replaces the staged version when (updated_at, _export_date, _line_number) is
-    greater: the contract's delta rule.
-    A run for a date before L (a backfill) rebuilds the table as of D from the whole history
-    (the table is emptied first), so the next night's run catches up in the same way.
-    `columns` is the select list (over alias r) that types and renames the raw columns. -#}
-{% macro staged_current_versions(relation, key, columns) -%}
-    {%- set last = none -%}
-    {%- if is_incremental() and execute -%}
-        {%- set found = run_query(
-            "select max(_staged_as_of)::text, max(_staged_at)::text from " ~ this) -%}
-        {%- set last = found.columns[0].values()[0] -%}
-        {%- set staged_at = found.columns[1].values()[0] -%}
-    {%- endif -%}
-    {%- set rebuild = (not is_incremental()) or last is none or last > as_of_date_str() -%}
-    {#- only when this invocation builds the model (not dbt compile / docs generate) -#}
-    {%- if rebuild and is_incremental() and execute and flags.WHICH in ('run', 'build') -%}
-        {%- do run_query("truncate table " ~ this) -%}
+    Two ways to catch up from the table's night L to the run's night D:
+
+    staged_current_versions (current version of each record, no filter: activities, tickets,
+    invoices, payments, subscriptions, customers): the night's newly visible raw rows (exported
+    after L, found through the BRIN index on _export_date, plus "pending" rows if any) are
+    merged: a record's newest of them replaces its staged version when
+    (updated_at, _export_date, _line_number) is greater, the contract's delta rule. Exact,
+    because between L and D raw rows only become visible, never disappear (otherwise the
+    plan is a rebuild).
+
+    staging_source + staging_changed_keys (models whose rows are any function of a record's
+    raw versions: every version with its validity interval, or a current version that a filter
+    may drop): the records that have a newly visible raw row are recomputed from all their raw
+    rows; those that no longer give a row are dropped. -#}
+
+{#- The keys of the records with a raw row that becomes visible between the plan's night
+    (plan.since) and as_of_date. -#}
+{% macro staging_changed_keys(relation, key, plan, time_column='updated_at') -%}
+    select r.{{ key }} from {{ relation }} as r
+    where r._export_date > date '{{ plan.since }}' and r._export_date <= {{ as_of_date() }}
+    {%- if plan.pending %}
+    union
+    select r.{{ key }} from {{ relation }} as r
+    where r._export_date <= date '{{ plan.since }}'
+      and r.{{ time_column }} >= {{ day_end(plan.since) }}
+      and r.{{ time_column }} < {{ as_of_end() }}
     {%- endif %}
+{%- endmacro %}
+
+{#- The raw rows a staging model reads: all of them, or in an incremental run those of the
+    records with a newly visible row. -#}
+{% macro staging_source(relation, key, plan, time_column='updated_at') -%}
+    {%- if plan.mode == 'incremental' -%}
+        (select * from {{ relation }} where {{ key }} in (
+            {{ staging_changed_keys(relation, key, plan, time_column) }}))
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `columns`: the select list (over alias r) that types and renames the raw columns, without
+    updated_at, which is added with the provenance the merge compares. -#}
+{% macro staged_current_versions(relation, key, columns) -%}
+    {%- set plan = staging_plan(relation) -%}
     with candidates as (
         select distinct on (r.{{ key }}) r.*
-        from {{ relation }} as r
-        where r._export_date <= {{ as_of_date() }}
-          and r.updated_at < {{ as_of_end() }}
-        {%- if not rebuild %}
-          and (r._loaded_at > timestamptz '{{ staged_at }}'
-               or r.updated_at >= (timestamp '{{ last }}' + interval '1 day') at time zone 'UTC')
-        {%- endif %}
+        from (
+            select * from {{ relation }} as r
+            where r._export_date <= {{ as_of_date() }}
+              and r.updated_at < {{ as_of_end() }}
+            {%- if plan.mode == 'incremental' %}
+              and r._export_date > date '{{ plan.since }}'
+            {%- endif %}
+            {%- if plan.mode == 'incremental' and plan.pending %}
+            union all
+            select * from {{ relation }} as r
+            where r._export_date <= date '{{ plan.since }}'
+              and r.updated_at >= {{ day_end(plan.since) }}
+              and r.updated_at < {{ as_of_end() }}
+            {%- endif %}
+        ) as r
         order by r.{{ key }}, r.updated_at desc, r._export_date desc, r._line_number desc
+    ),
+    staged as (
+        select
+            {{ columns }},
+            r.updated_at,
+            r._export_date,
+            r._line_number
+        from candidates as r
+        {%- if plan.mode == 'incremental' %}
+        left join {{ this }} as cur on cur.{{ key }} = r.{{ key }}
+        where cur.{{ key }} is null
+           or (r.updated_at, r._export_date, r._line_number)
+              > (cur.updated_at, cur._export_date, cur._line_number)
+        {%- endif %}
     )
-    select
-        {{ columns }},
-        r.updated_at,
-        r._export_date,
-        r._line_number,
-        {{ as_of_date() }} as _staged_as_of,
-        now() as _staged_at
-    from candidates as r
-    {%- if not rebuild %}
-    left join {{ this }} as cur on cur.{{ key }} = r.{{ key }}
-    where cur.{{ key }} is null
-       or (r.updated_at, r._export_date, r._line_number)
-          > (cur.updated_at, cur._export_date, cur._line_number)
-    {%- endif %}
+    {{ replace_rows('staged', [key], plan) }}
 {%- endmacro %}

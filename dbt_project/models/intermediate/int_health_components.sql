@@ -18,7 +18,7 @@ facts as (
     select
         a.account_id,
         a.segment,
-        t.touches_total,
+        t.last_touch_at is not null as touched,
         t.touches_in_window,
         {{ d }} - {{ utc_date('t.last_touch_at') }} as days_since_last_touch,
         k.tickets_total,
@@ -45,7 +45,7 @@ parts as (
         f.*,
         -- engagement: half recency (100 today, 0 at the window's length), half frequency
         -- (100 at engagement_full_touches touches within the window)
-        case when coalesce(f.touches_total, 0) > 0 then
+        case when f.touched then
             0.5 * greatest(0, 100 - 100.0 * f.days_since_last_touch
                                       / {{ var('engagement_window_days') }})
             + 0.5 * least(100, 100.0 * f.touches_in_window / {{ var('engagement_full_touches', 12) }})

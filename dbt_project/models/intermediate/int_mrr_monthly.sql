@@ -2,21 +2,61 @@
 -- versions in effect at the month's end (the end of as_of_date for its month) whose status is
 -- active or past_due, that have started and are not canceled at that moment. trialing,
 -- canceled and unpaid count 0. Accounts with versions in effect but no paying one get mrr 0.
-select
-    m.month,
-    m.month_end_at,
-    s.account_id,
-    sum(
-        case
-            when s.status in ('active', 'past_due')
-             and s.started_at < m.month_end_at
-             and (s.canceled_at is null or s.canceled_at >= m.month_end_at)
-            then s.mrr_reporting
-            else 0
-        end
-    ) as mrr
-from {{ ref('int_months') }} as m
-join {{ ref('int_subscription_intervals') }} as s
-    on s.valid_from < m.month_end_at
-   and (s.valid_to is null or s.valid_to >= m.month_end_at)
-group by m.month, m.month_end_at, s.account_id
+-- Incremental (macro derived_plan): a night computes a month it has no rows of yet (the first
+-- night of a month) for every account, and recomputes every month of the accounts whose
+-- subscription intervals a run wrote since this table's last build or whose subscription
+-- started or was canceled after the end of the table's night. Any other account has the same
+-- versions in effect at the later month end (a version that takes effect in between is newly
+-- visible, so written), hence the same MRR.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key=['month', 'account_id'],
+    indexes=[{'columns': ['account_id']}, {'columns': ['month']}],
+) }}
+{%- set intervals = ref('int_subscription_intervals') %}
+{%- set plan = derived_plan([intervals]) %}
+{%- set months -%}
+    select month from {{ ref('int_months') }}
+    where month > (select coalesce(max(month), '-infinity'::date) from {{ this }})
+       or month < (select coalesce(min(month), 'infinity'::date) from {{ this }})
+{%- endset %}
+{%- set accounts -%}
+    select account_id from {{ intervals }}
+    where _written_at > {{ plan.since_at }}
+       or (started_at >= {{ day_end(plan.since) }} and started_at < {{ as_of_end() }})
+       or (canceled_at >= {{ day_end(plan.since) }} and canceled_at < {{ as_of_end() }})
+{%- endset %}
+{%- set parts = [none] if plan.mode != 'incremental' else [
+    'm.month in (' ~ months ~ ')',
+    'm.month not in (' ~ months ~ ') and s.account_id in (' ~ accounts ~ ')'] %}
+with mrr as (
+    {%- for part in parts %}
+    select
+        m.month,
+        s.account_id,
+        sum(
+            case
+                when s.status in ('active', 'past_due')
+                 and s.started_at < m.month_end_at
+                 and (s.canceled_at is null or s.canceled_at >= m.month_end_at)
+                then s.mrr_reporting
+                else 0
+            end
+        ) as mrr
+    from {{ ref('int_months') }} as m
+    join {{ intervals }} as s
+        on s.valid_from < m.month_end_at
+       and (s.valid_to is null or s.valid_to >= m.month_end_at)
+    {%- if part %}
+    where {{ part }}
+    {%- endif %}
+    group by m.month, s.account_id
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+{{ replace_rows('mrr', ['month', 'account_id'], plan,
+                'select month, account_id from ' ~ this ~ ' where month in (' ~ months
+                ~ ') or account_id in (' ~ accounts ~ ')') }}

@@ -3,6 +3,7 @@
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}],
 ) }}
 -- One row per account_team per as_of_date, from that date's customer_health and
 -- customer_inactivity rows.

@@ -3,6 +3,7 @@
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}],
 ) }}
 -- One row per (not deleted) account per as_of_date; a run replaces its own date only.
 {% set d = as_of_date() %}

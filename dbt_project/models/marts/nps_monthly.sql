@@ -15,6 +15,10 @@ with responses as (
     join {{ ref('int_account_months') }} as am
         on am.account_id = r.account_id
        and am.month = date_trunc('month', r.responded_on)::date
+    {%- if is_incremental() %}
+    -- the months an incremental run writes (month_window_filter)
+    where r.responded_on >= (date_trunc('month', {{ as_of_date() }}) - interval '1 month')::date
+    {%- endif %}
 ),
 counted as (
     select

@@ -3,20 +3,33 @@
     incremental_strategy='delete+insert',
     unique_key='month',
     on_schema_change='append_new_columns',
+    indexes=[{'columns': ['month']}, {'columns': ['as_of_date']}],
 ) }}
 -- One row per account per month in which it has MRR > 0 or had MRR > 0 the month before.
 -- A run writes the month of as_of_date and the month before (every month on a full build);
--- as_of_date says from which night's data a row was computed.
+-- as_of_date says from which night's data a row was computed. An incremental run reads the
+-- MRR and teams of those two months (and the month before) only, and each account's first
+-- paid month.
 with mrr as (
     select m.month, m.account_id, m.mrr
     from {{ ref('int_mrr_monthly') }} as m
     where m.account_id in (select account_id from {{ ref('stg_crm__accounts') }})
+    {%- if is_incremental() %}
+      and m.month >= (date_trunc('month', {{ as_of_date() }}) - interval '2 months')::date
+    {%- endif %}
 ),
 paying as (
     select month, account_id, mrr from mrr where mrr > 0
 ),
 first_paid as (
-    select account_id, min(month) as first_paid_month from paying group by account_id
+    select account_id, min(month) as first_paid_month
+    {%- if is_incremental() %}
+    from {{ ref('int_mrr_monthly') }}
+    where mrr > 0 and account_id in (select account_id from {{ ref('stg_crm__accounts') }})
+    {%- else %}
+    from paying
+    {%- endif %}
+    group by account_id
 ),
 keys as (
     select month, account_id from paying
@@ -59,4 +72,7 @@ select
 from movements as mv
 join {{ ref('int_account_months') }} as am
     on am.account_id = mv.account_id and am.month = mv.month
+    {%- if is_incremental() %}
+   and am.month >= (date_trunc('month', {{ as_of_date() }}) - interval '1 month')::date
+    {%- endif %}
 {{ month_window_filter('mv.month') }}

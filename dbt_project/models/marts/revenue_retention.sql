@@ -37,8 +37,15 @@ cohort_12m as (
     from (select distinct month from movements) as now_
     join {{ ref('revenue_movements') }} as then_
         on then_.month = (now_.month - interval '12 months')::date and then_.mrr > 0
+        {%- if is_incremental() %}
+       -- an incremental run writes the month of as_of_date and the one before (index on month)
+       and then_.month >= (date_trunc('month', {{ as_of_date() }}) - interval '13 months')::date
+        {%- endif %}
     left join {{ ref('revenue_movements') }} as cur
         on cur.month = now_.month and cur.account_id = then_.account_id
+        {%- if is_incremental() %}
+       and cur.month >= (date_trunc('month', {{ as_of_date() }}) - interval '1 month')::date
+        {%- endif %}
     group by grouping sets ((now_.month, then_.segment), (now_.month))
 )
 select

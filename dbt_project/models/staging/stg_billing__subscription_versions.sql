@@ -1,23 +1,36 @@
 -- Every version of every subscription visible at the end of as_of_date, with its validity
 -- interval [valid_from, valid_to): a version is in effect from its updated_at until the next
--- version's updated_at (open-ended for the latest).
+-- version's updated_at (open-ended for the latest). Incremental: a night recomputes the
+-- subscriptions with a newly visible raw row from all their raw rows (macro staging_source).
+{{ config(
+    unique_key='subscription_id',
+    indexes=[{'columns': ['subscription_id']}, {'columns': ['customer_id']},
+             {'columns': ['valid_from']}, {'columns': ['_written_at']}],
+    meta={'regroup_column': 'customer_id'},
+) }}
+{%- set raw = source('raw', 'billing_subscriptions') %}
+{%- set plan = staging_plan(raw) %}
 with versions as (
-    {{ visible_versions(source('raw', 'billing_subscriptions'), 'subscription_id') }}
+    {{ visible_versions(staging_source(raw, 'subscription_id', plan), 'subscription_id') }}
+),
+staged as (
+    select
+        subscription_id,
+        customer_id,
+        plan_code,
+        lower(trim(billing_interval)) as billing_interval,
+        quantity,
+        mrr,
+        upper(trim(currency)) as currency,
+        lower(trim(status)) as status,
+        started_at,
+        current_term_end,
+        canceled_at,
+        updated_at,
+        updated_at as valid_from,
+        lead(updated_at) over (partition by subscription_id order by updated_at) as valid_to,
+        _export_date as export_date
+    from versions
 )
-select
-    subscription_id,
-    customer_id,
-    plan_code,
-    lower(trim(billing_interval)) as billing_interval,
-    quantity,
-    mrr,
-    upper(trim(currency)) as currency,
-    lower(trim(status)) as status,
-    started_at,
-    current_term_end,
-    canceled_at,
-    updated_at,
-    updated_at as valid_from,
-    lead(updated_at) over (partition by subscription_id order by updated_at) as valid_to,
-    _export_date as export_date
-from versions
+{{ replace_rows('staged', ['subscription_id'], plan,
+                staging_changed_keys(raw, 'subscription_id', plan)) }}

@@ -1,16 +1,16 @@
--- The current version of each support ticket.
-with current_version as (
-    {{ current_versions(source('raw', 'crm_support_tickets'), 'ticket_id') }}
-)
-select
-    ticket_id,
-    account_id,
-    contact_id,
-    lower(trim(priority)) as priority,
-    lower(trim(status)) as status,
-    opened_at,
-    first_response_at,
-    resolved_at,
-    csat_score,
-    updated_at
-from current_version
+-- The current version of each support ticket (incremental: macro staged_current_versions).
+{{ config(
+    unique_key='ticket_id',
+    indexes=[{'columns': ['ticket_id']}, {'columns': ['_written_at']}],
+    meta={'regroup_column': 'account_id'},
+) }}
+{{ staged_current_versions(source('raw', 'crm_support_tickets'), 'ticket_id', "
+            r.ticket_id,
+            r.account_id,
+            r.contact_id,
+            lower(trim(r.priority)) as priority,
+            lower(trim(r.status)) as status,
+            r.opened_at,
+            r.first_response_at,
+            r.resolved_at,
+            r.csat_score") }}
