@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from customer_health import transform, warehouse  # noqa: E402
+from customer_health.contract import ENTITIES  # noqa: E402
 from customer_health.generate import generate_landing  # noqa: E402
 from customer_health.loading import load_export  # noqa: E402
 
@@ -77,11 +78,8 @@ def slowest(result: transform.DbtRunResult, n: int = 8) -> str:
 
 def raw_rows(url: str) -> int:
     with psycopg.connect(url) as conn:
-        tables = conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'"
-        ).fetchall()
         return sum(conn.execute(sql.SQL("select count(*) from {}").format(
-            sql.Identifier("raw", t))).fetchone()[0] for (t,) in tables)
+            sql.Identifier("raw", e.raw_table))).fetchone()[0] for e in ENTITIES)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from customer_health.contract import ENTITIES, Entity
-from customer_health.raw_schema import ensure_schemas
+from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 E0 = date(2026, 10, 31)
 E1 = date(2026, 11, 7)
@@ -291,6 +291,7 @@ def _insert_entity(conn: psycopg.Connection, ent: Entity, export_date: date, row
         for line, row in enumerate(rows, start=2)
     ]
     if params:
+        ensure_partition(conn, ent, export_date)
         with conn.cursor() as cur:
             cur.executemany(statement, params)
 

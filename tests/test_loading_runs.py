@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import fsspec
+import psycopg
 import pytest
 from loading_helpers import (
     ACT_HEADER,
@@ -79,6 +80,64 @@ def test_changed_file_replaces_that_dates_rows(db, tmp_path):
     assert query(db, "select activity_id from raw.crm_activities where _export_date = %s"
                      " order by 1", (DAY,)) == [("a10",), ("a11",)]
     assert [r[1] for r in ledger(db)] == ["loaded", "loaded", "loaded", "rejected"]
+    # one partition per night, the replaced night's swapped whole
+    assert query(db, "select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i"
+                     " join pg_class c on c.oid = i.inhrelid"
+                     " where i.inhparent = 'raw.crm_activities'::regclass order by 1") == [
+        ("crm_activities_20261121", "FOR VALUES IN ('2026-11-21')"),
+        ("crm_activities_20261122", "FOR VALUES IN ('2026-11-22')")]
+
+
+def test_a_reader_of_raw_does_not_hold_up_a_night_s_load(db, tmp_path):
+    """A load fills a table of its own and attaches it as the night's partition, which
+    does not wait for a transaction reading raw (an analyst's query, the quality gate)."""
+    write_export(tmp_path, "crm", {"activities.csv": activities(3)})
+    load_file(db, tmp_path, DAY, "crm", "activities")
+    other_day = DAY.replace(day=22)
+    write_export(tmp_path, "crm", {"activities.csv": activities(2, start=50)}, day=other_day)
+    with psycopg.connect(db) as reader:
+        assert reader.execute("select count(*) from raw.crm_activities").fetchone() == (3,)
+        results = []
+        loading = threading.Thread(target=lambda: results.append(
+            load_file(db, tmp_path, other_day, "crm", "activities")))
+        loading.start()
+        loading.join(timeout=60)
+        assert not loading.is_alive(), "the load waited for the reader's transaction"
+        assert [r.status for r in results] == ["loaded"]
+        reader.rollback()
+    assert query(db, "select _export_date, count(*) from raw.crm_activities group by 1"
+                     " order by 1") == [(DAY, 3), (other_day, 2)]
+
+
+def test_an_unpartitioned_raw_table_of_an_earlier_version_is_split_by_night(db, tmp_path):
+    """Raw tables made before raw was partitioned (a BRIN index on `_export_date`) are
+    split into one partition per night on the first load, every row kept as it was."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("create schema raw")
+        conn.execute("create table raw.crm_activities (activity_id text, account_id text,"
+                     " contact_id text, activity_type text, direction text,"
+                     " occurred_at timestamptz, owner_email text, subject text,"
+                     " updated_at timestamptz, _export_date date not null,"
+                     " _source_file text not null, _line_number bigint not null,"
+                     " _loaded_at timestamptz not null default now())")
+        conn.execute("create index crm_activities_export_date_idx on raw.crm_activities"
+                     " using brin (_export_date)")
+        conn.execute("insert into raw.crm_activities values"
+                     " ('a1', 'acc1', null, 'call', 'inbound', '2026-11-19T10:00Z', 'x@y.z',"
+                     "  's', '2026-11-19T10:00Z', '2026-11-19', 'crm/2026-11-19/activities.csv',"
+                     "  2, '2026-11-19T23:00Z'),"
+                     " ('a2', 'acc1', null, 'call', 'inbound', '2026-11-20T10:00Z', 'x@y.z',"
+                     "  's', '2026-11-20T10:00Z', '2026-11-20', 'crm/2026-11-20/activities.csv',"
+                     "  2, '2026-11-20T23:00Z')")
+    before = query(db, "select * from raw.crm_activities order by activity_id")
+    write_export(tmp_path, "crm", {"activities.csv": activities(2, start=50)})
+    assert load_file(db, tmp_path, DAY, "crm", "activities").status == "loaded"
+    assert query(db, "select * from raw.crm_activities where _export_date < %s"
+                     " order by activity_id", (DAY,)) == before
+    assert query(db, "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid"
+                     " where i.inhparent = 'raw.crm_activities'::regclass order by 1") == [
+        ("crm_activities_20261119",), ("crm_activities_20261120",), ("crm_activities_20261121",)]
+    assert query(db, "select relname from pg_class where relname like '%%unpartitioned%%'") == []
 
 
 def test_manifest_checked_rows_and_checksum(db, tmp_path):
@@ -204,9 +263,9 @@ def test_concurrent_loads_of_one_file_do_not_interleave(db, tmp_path):
 
 
 def test_concurrent_loads_of_two_dates_keep_each_rows_provenance(db, tmp_path):
-    """Each load gives `_export_date` and `_source_file` its own values as column defaults
-    inside its transaction: two dates of one entity loaded at once must queue, not mix
-    or deadlock, and no default may outlive a load, loaded or rejected."""
+    """Each load fills its own night's partition, whose `_export_date` and `_source_file`
+    come from column defaults: two dates of one entity loaded at once must not mix or
+    deadlock, and no default may outlive a load, loaded or rejected."""
     other_day = DAY.replace(day=22)
     write_export(tmp_path, "crm", {"activities.csv": activities(3000)})
     write_export(tmp_path, "crm", {"activities.csv": activities(3000, start=5000)}, day=other_day)
@@ -249,9 +308,10 @@ def test_killed_load_leaves_no_trace_and_reruns(db, tmp_path):
         copied = 0
         while copied == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+            # the night's partition-to-be exists only inside the load's transaction
             copied = query(db, "select coalesce(max(tuples_processed), 0) from"
-                               " pg_stat_progress_copy"
-                               " where relid = 'raw.crm_activities'::regclass")[0][0]
+                               " pg_stat_progress_copy where command = 'COPY FROM'"
+                               " and datname = current_database()")[0][0]
         assert copied > 0, "the load never reached its COPY"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -263,6 +323,8 @@ def test_killed_load_leaves_no_trace_and_reruns(db, tmp_path):
             break
         time.sleep(0.05)
     assert query(db, "select count(*) from raw.crm_activities") == [(0,)]
+    assert query(db, "select relname from pg_class where relnamespace = 'raw'::regnamespace"
+                     " and relname like 'crm_activities%%'") == [("crm_activities",)]
     assert [r[:2] for r in ledger(db)] == [("contacts", "rejected")]
     assert quarantine(db) == []
     result = load_file(db, tmp_path, DAY, "crm", "activities")

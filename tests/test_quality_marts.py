@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from customer_health import settings
+from customer_health.contract import entity
 from customer_health.quality import QualityGateFailed, build_data_docs, validate_marts
-from customer_health.raw_schema import ensure_schemas
+from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 DAY = date(2026, 11, 3)
 
@@ -81,6 +82,8 @@ def marts_url(fresh_database_factory: Callable[[], str]) -> str:
     url = fresh_database_factory()
     with psycopg.connect(url, autocommit=True) as conn:
         ensure_schemas(conn)
+        for night in (date(2026, 11, 1), date(2026, 11, 3)):
+            ensure_partition(conn, entity("crm", "accounts"), night)
         conn.execute(ACCOUNTS)
         for schema in ("marts_staging", "marts_bad"):
             conn.execute(f"create schema {schema}")

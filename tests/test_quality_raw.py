@@ -14,11 +14,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from customer_health import settings
+from customer_health.contract import ENTITIES
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
 from customer_health.quality import QualityGateFailed, validate_raw
 from customer_health.quality.config import VolumeRule, load_config
-from customer_health.raw_schema import ensure_schemas
+from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 START = date(2026, 11, 1)
 NIGHTS = 3
@@ -55,6 +56,10 @@ NPS_ROW = {"response_id": "R1", "account_id": "A1", "score": 9,
            "responded_at": "2026-11-03T10:00:00Z", "_source_file": "crm/nps_responses.csv"}
 
 
+def entity_of(table: str):
+    return next(e for e in ENTITIES if e.raw_table == table)
+
+
 def _copy_rows(url: str, table: str, night: date, changes: list[dict]) -> None:
     """Insert rows into raw.<table> for `night`: copies of a loaded row (or of NPS_ROW:
     ten generated accounts answer no survey) with changes."""
@@ -62,6 +67,7 @@ def _copy_rows(url: str, table: str, night: date, changes: list[dict]) -> None:
         template = conn.cursor(row_factory=dict_row).execute(
             sql.SQL("select * from {} order by _export_date, _line_number limit 1").format(
                 sql.Identifier("raw", table))).fetchone() or NPS_ROW
+        ensure_partition(conn, entity_of(table), night)
         for i, change in enumerate(changes):
             row = {**template, **change, "_export_date": night, "_line_number": i + 2}
             row.pop("_loaded_at", None)
@@ -171,6 +177,8 @@ def test_volume_far_from_recent_nights_of_the_same_kind_blocks(
     with psycopg.connect(url, autocommit=True) as conn:
         ensure_schemas(conn)
         # no ledger here: the first night in raw counts as the full export
+        for n in range(6):
+            ensure_partition(conn, entity_of("crm_nps_responses"), date(2026, 11, 1 + n))
         conn.execute(
             "insert into raw.crm_nps_responses (response_id, account_id, score, responded_at,"
             " _export_date, _source_file, _line_number)"

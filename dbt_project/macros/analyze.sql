@@ -1,12 +1,11 @@
-{#- Fresh planner statistics and block-range summaries of the raw layer, at the start of
-    every run. Without statistics PostgreSQL guesses a handful of rows and picks nested loops
-    that take minutes instead of seconds, so a raw table is analyzed when it never was or when
-    a tenth of it changed since (the first, full export; a night's delta changes far less, and
-    analyzing two years of activities costs more than the night's staging). The loader appends
-    a night's rows after the BRIN index's last summarized range; summarizing them makes the
-    incremental staging models' reads of a night (`_export_date > ...`) touch only that night's
-    pages instead of the whole table (a non-owner cannot summarize: then the index still
-    answers, less sharply). dbt also analyzes each table it (re)builds (macro after_build). -#}
+{#- Fresh planner statistics of the raw layer, at the start of every run. Without statistics
+    PostgreSQL guesses a handful of rows and picks nested loops that take minutes instead of
+    seconds, so a night's partition of a raw table is analyzed when it never was or when a
+    tenth of it changed since, and a raw table as a whole (the statistics of a query over
+    several nights) when it never was or its partitions grew by a tenth since: the first,
+    full export; a night's delta adds far less, and analyzing two years of activities costs
+    more than the night's staging. dbt also analyzes each table it (re)builds (macro
+    after_build). -#}
 {% macro analyze_raw() -%}
     {%- if execute -%}
     do $analyze$
@@ -15,25 +14,24 @@
         for t in
             select s.schemaname, s.relname
             from pg_stat_user_tables as s
-            where s.schemaname = 'raw'
+            join pg_class as c on c.oid = s.relid
+            where s.schemaname = 'raw' and c.relkind = 'r'
               and (coalesce(s.last_analyze, s.last_autoanalyze) is null
                    or s.n_mod_since_analyze > 0.1 * greatest(s.n_live_tup, 1))
         loop
             execute format('analyze %I.%I', t.schemaname, t.relname);
         end loop;
         for t in
-            select i.indexrelid::regclass as index
-            from pg_index as i
-            join pg_class as c on c.oid = i.indexrelid
-            join pg_am as am on am.oid = c.relam
-            join pg_namespace as n on n.oid = c.relnamespace
-            where n.nspname = 'raw' and am.amname = 'brin'
+            select p.oid::regclass as parent
+            from pg_class as p
+            join pg_namespace as n on n.oid = p.relnamespace
+            where n.nspname = 'raw' and p.relkind = 'p'
+              and (p.reltuples < 0
+                   or (select coalesce(sum(greatest(c.reltuples, 0)), 0)
+                       from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+                       where i.inhparent = p.oid) > 1.1 * p.reltuples)
         loop
-            begin
-                perform brin_summarize_new_values(t.index);
-            exception when insufficient_privilege then
-                null;
-            end;
+            execute format('analyze %s', t.parent);
         end loop;
     end
     $analyze$

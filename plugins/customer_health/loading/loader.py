@@ -1,13 +1,10 @@
 """Load a night's export files into raw.*, one transaction per (system, date, entity).
 
 Per file: take an advisory lock on (system, date, entity); skip an identical
-re-delivery; otherwise lock the raw table, give its `_export_date` and `_source_file`
-columns this file's values as defaults for the length of the transaction (so COPY
-carries only the contract's columns and the line number: measured, the three
-provenance values sent as text on every row cost the server a third more than a bare
-COPY), delete that date's rows of the entity and stream the file through COPY
-(`scanner`), drop the defaults again, spool bad rows, check the manifest and the quarantine
-threshold, then write quarantine and ledger rows and commit. Any rejection rolls
+re-delivery; otherwise create the night's partition-to-be, stream the file into it
+through COPY (`scanner`) while spooling bad rows, check the manifest and the quarantine
+threshold, attach it to the raw table as the night's partition (replacing the one of an
+earlier delivery), write quarantine and ledger rows and commit. Any rejection rolls
 everything back and writes the ledger row (and the quarantined rows of a file
 rejected for its share of bad rows) in a transaction of its own.
 """
@@ -41,7 +38,7 @@ from customer_health.loading.landing import (
 from customer_health.loading.quarantine import QuarantineSpool
 from customer_health.loading.results import FileResult
 from customer_health.loading.scanner import CHUNK_SIZE, FileRejected, Scanner
-from customer_health.raw_schema import ensure_schemas
+from customer_health.raw_schema import ensure_schemas, partition_name
 
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]
@@ -203,12 +200,8 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
                              sha256=sha)
             ledger.record(conn, ledger.next_load_id(conn), skipped, started_at, _now())
             return skipped
-    table = sql.Identifier("raw", ent.raw_table)
-    _set_provenance_defaults(conn, table, folder.export_date, folder.relative(ent.file_name))
-    replaced = conn.execute(
-        sql.SQL("delete from {} where _export_date = %s").format(table), (folder.export_date,)
-    ).rowcount
     load_id = ledger.next_load_id(conn)
+    loading = _create_loading_table(conn, ent, folder.export_date)
     spool = QuarantineSpool(folder.system, folder.export_date, ent.name, ent.file_name, load_id)
     try:
         with path.open("rb") as stream:
@@ -216,7 +209,7 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             try:
                 scanner.read_header()
                 cursor = conn.cursor()
-                with cursor.copy(_copy_sql(ent, scanner.copy_columns),
+                with cursor.copy(_copy_sql(loading, scanner.copy_columns),
                                  writer=_QueuedWriter(cursor)) as copy:
                     for batch in scanner.batches():
                         copy.write(batch)
@@ -228,7 +221,6 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
                         " this is a loader bug: report it with the file", load_id) from None
     except OSError as exc:
         raise _Rejected(f"cannot read the file: {exc}", load_id) from None
-    _drop_provenance_defaults(conn, table)
     read, bad = scanner.rows_read, scanner.rows_quarantined
     problems = _manifest_problems(manifest, ent, read, sha)
     if problems:
@@ -242,6 +234,7 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             load_id, sha, read, spool)
     spool.write(conn)
     spool.close()
+    replaced = _publish_partition(conn, ent, folder.export_date, folder.relative(ent.file_name))
     notes = []
     if bad:
         notes.append(f"{bad} row(s) quarantined ({bad / read:.2%}; first: {_first(spool)})")
@@ -251,8 +244,9 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
     if scanner.missing_optional:
         notes.append("optional column(s) " + ", ".join(scanner.missing_optional) +
                      " not in the file: loaded as empty")
-    if previous is not None:
-        notes.append(f"replaced {replaced} row(s) of load {previous.load_id}")
+    if replaced is not None:
+        notes.append(f"replaced {replaced} row(s)" + (
+            f" of load {previous.load_id}" if previous is not None else ""))
     if manifest is not None:
         notes.append(f"matches {MANIFEST_NAME}")
     loaded = result("loaded", "; ".join(notes), rows_read=read, rows_loaded=scanner.rows_loaded,
@@ -273,38 +267,68 @@ class _QueuedWriter(QueuedLibpqWriter):
         self._queue = Queue(maxsize=QUEUE_DEPTH)
 
 
-def _set_provenance_defaults(conn: Connection, table: sql.Identifier, export_date: date,
-                             source_file: str) -> None:
-    """This load's `_export_date` and `_source_file` as the columns' defaults.
+def _loading_table(ent: Entity, export_date: date) -> sql.Identifier:
+    return sql.Identifier("raw", partition_name(ent, export_date) + "_loading")
 
-    ALTER TABLE takes the table's ACCESS EXCLUSIVE lock, first thing in the
-    transaction (two loads of one entity for different dates queue here instead of
-    deadlocking later); readers of that raw table wait until the load commits. The
-    defaults are dropped before the commit (`_drop_provenance_defaults`) and a rollback
-    drops them too, so no other transaction ever sees them.
+
+def _create_loading_table(conn: Connection, ent: Entity, export_date: date) -> sql.Identifier:
+    """The table this load fills: the night's partition-to-be, not yet attached to raw.
+
+    It has the contract's columns, `_line_number`, and `_export_date` with the night as
+    default and as check (the check lets ATTACH skip its scan). Created in the load's
+    transaction, it disappears with a rollback or a killed load; no reader of raw
+    waits for it. The advisory lock on (system, date, entity) makes its name unique.
     """
+    table = _loading_table(ent, export_date)
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+               for c in ent.columns]
+    night = sql.Literal(export_date)
     conn.execute(sql.SQL(
-        "alter table {} alter column _export_date set default {},"
-        " alter column _source_file set default {}"
-    ).format(table, sql.Literal(export_date), sql.Literal(source_file)))
+        "create table {} ({}, _line_number bigint not null,"
+        " _export_date date not null default {} check (_export_date = {}))"
+    ).format(table, sql.SQL(", ").join(columns), night, night))
+    return table
 
 
-def _drop_provenance_defaults(conn: Connection, table: sql.Identifier) -> None:
+def _publish_partition(conn: Connection, ent: Entity, export_date: date,
+                       source_file: str) -> int | None:
+    """Attach the filled table as the night's partition of raw; returns the number of
+    rows of the partition it replaces, None if the night had none.
+
+    `_source_file` and `_loaded_at` are added as columns with a constant default, which
+    PostgreSQL stores once in the catalogue instead of in every row (measured: sent or
+    stored per row, the provenance made the server's COPY about a fifth slower). The
+    old partition of a re-delivered night is dropped here, at the end of the load, so
+    readers of raw wait only for the few statements to the commit.
+    """
+    loading = _loading_table(ent, export_date)
+    conn.execute(sql.SQL(
+        "alter table {} add column _source_file text not null default {},"
+        " add column _loaded_at timestamptz not null default now()"
+    ).format(loading, sql.Literal(source_file)))
     conn.execute(sql.SQL(
         "alter table {} alter column _export_date drop default,"
-        " alter column _source_file drop default"
-    ).format(table))
+        " alter column _source_file drop default, alter column _loaded_at drop default"
+    ).format(loading))
+    name = partition_name(ent, export_date)
+    partition = sql.Identifier("raw", name)
+    replaced = None
+    if conn.execute("select to_regclass(%s)", (f'raw."{name}"',)).fetchone()[0] is not None:
+        replaced = conn.execute(sql.SQL("select count(*) from {}").format(partition)).fetchone()[0]
+        conn.execute(sql.SQL("drop table {}").format(partition))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(loading, sql.Identifier(name)))
+    conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+        sql.Identifier("raw", ent.raw_table), partition, sql.Literal(export_date)))
+    return replaced
 
 
-def _copy_sql(ent: Entity, columns: list[str]) -> sql.Composed:
-    """COPY of the contract's columns that the file has, then `_line_number`; the other
-    provenance columns come from their defaults (`_set_provenance_defaults`)."""
+def _copy_sql(table: sql.Identifier, columns: list[str]) -> sql.Composed:
+    """COPY of the contract's columns that the file has, then `_line_number`."""
     names = [sql.Identifier(c) for c in columns]
-    provenance = [sql.Identifier("_line_number")]
     force_null = sql.SQL(", force_null ({})").format(sql.SQL(", ").join(names)) if names \
         else sql.SQL("")
     return sql.SQL("copy {} ({}) from stdin with (format csv{})").format(
-        sql.Identifier("raw", ent.raw_table), sql.SQL(", ").join(names + provenance), force_null)
+        table, sql.SQL(", ").join([*names, sql.Identifier("_line_number")]), force_null)
 
 
 def _manifest_problems(manifest: Manifest | None, ent: Entity, rows: int, sha: str) -> str:
