@@ -293,6 +293,8 @@ def test_warehouse_service_exists_with_its_own_volume(services: dict[str, Any]) 
     data_volume = volume_mounts(warehouse)["/var/lib/postgresql/data"]
     assert data_volume == "warehouse-db-volume"
     assert volume_mounts(services["postgres"])["/var/lib/postgresql/data"] != data_volume
+    # one raw partition per night: queries over years of nights need a larger lock table
+    assert warehouse["command"] == ["postgres", "-c", "max_locks_per_transaction=256"]
 
 
 def test_worker_waits_for_a_healthy_warehouse(services: dict[str, Any]) -> None:

@@ -58,6 +58,9 @@ class EmbeddedPaths:
         return self.root / "lock"
 
 
+LOCKS_SETTING = "max_locks_per_transaction=256"
+
+
 def embedded_paths(home: Path | None = None) -> EmbeddedPaths:
     return EmbeddedPaths((home or settings.chw_home()) / "warehouse")
 
@@ -197,9 +200,11 @@ def _start(paths: EmbeddedPaths) -> None:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
         port = _free_port()  # the remembered port is taken by someone else now
     paths.log.touch()
-    options = f"-h 127.0.0.1 -p {port} -k {paths.pgdata}"
-    if len(str(paths.pgdata)) > 90:  # a socket path has a ~107 byte limit: TCP only then
-        options = f"-h 127.0.0.1 -p {port} -k ''"
+    socket_dir = str(paths.pgdata)
+    if len(socket_dir) > 90:  # a socket path has a ~107 byte limit: TCP only then
+        socket_dir = "''"
+    # raw.* has one partition per night: a query over years of them takes a lock each
+    options = f"-h 127.0.0.1 -p {port} -k {socket_dir} -c {LOCKS_SETTING}"
     _run_as_postgres_user(
         [
             str(_bin("pg_ctl")),
