@@ -53,6 +53,9 @@ def test_fast_pattern_takes_the_common_cases():
     assert _fast_accepts(Column("c", "text"), '"a, ""b"""')
     assert not _fast_accepts(Column("c", "text"), '"a\nb"')  # multi-line: the exact path
     assert not _fast_accepts(Column("c", "text"), 'a"b')  # stray quote: the exact path
+    # a quoted empty field: the exact path, which hands it to COPY unquoted (NULL)
+    assert not _fast_accepts(Column("c", "text", True), '""')
+    assert not _fast_accepts(Column("c", "timestamp", True), '""')
 
 
 @pytest.mark.parametrize("type_", ["int", "numeric", "bool", "date", "timestamp"])

@@ -323,12 +323,11 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
 
 
 def _copy_sql(table: sql.Identifier, columns: list[str]) -> sql.Composed:
-    """COPY of the contract's columns that the file has, then `_line_number`."""
-    names = [sql.Identifier(c) for c in columns]
-    force_null = sql.SQL(", force_null ({})").format(sql.SQL(", ").join(names)) if names \
-        else sql.SQL("")
-    return sql.SQL("copy {} ({}) from stdin with (format csv{})").format(
-        table, sql.SQL(", ").join([*names, sql.Identifier("_line_number")]), force_null)
+    """COPY of the contract's columns that the file has, then `_line_number`. An empty
+    field reaches COPY unquoted (`scanner`), so CSV's own rule makes it NULL."""
+    names = [sql.Identifier(c) for c in [*columns, "_line_number"]]
+    return sql.SQL("copy {} ({}) from stdin with (format csv)").format(
+        table, sql.SQL(", ").join(names))
 
 
 def _manifest_problems(manifest: Manifest | None, ent: Entity, rows: int, sha: str) -> str:

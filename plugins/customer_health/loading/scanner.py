@@ -279,13 +279,16 @@ class Scanner:
         if reason:
             self._quarantine(start, reason)
             return None
-        self._writer.writerow([v for c, v in zip(self.file_columns, fields, strict=True) if c])
+        # An empty value is written unquoted (COPY reads it as NULL): the line number as
+        # the last field makes sure the row is never a lone empty field, which csv quotes.
+        self._writer.writerow([*(v for c, v in zip(self.file_columns, fields, strict=True)
+                                 if c), start])
         text = self._out.getvalue()
         self._out.seek(0)
         self._out.truncate()
         self.rows_read += 1
         self.rows_loaded += 1
-        return text[:-2].encode() + b",%d\n" % start
+        return text[:-2].encode() + b"\n"
 
     def _check(self, fields: list[str]) -> str | None:
         width = len(self.file_columns)
