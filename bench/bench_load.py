@@ -126,8 +126,9 @@ def loader_parts(url: str, csv_path: Path, day: date) -> tuple[float, float]:
     """Where the loader's time goes: (its parsing alone, COPY of its output into raw)."""
     from customer_health.loading.loader import (
         _copy_sql,
-        _drop_provenance_defaults,
-        _set_provenance_defaults,
+        _create_loading_table,
+        _publish_partition,
+        prepare,
     )
     from customer_health.loading.quarantine import QuarantineSpool
     from customer_health.loading.scanner import Scanner
@@ -142,17 +143,16 @@ def loader_parts(url: str, csv_path: Path, day: date) -> tuple[float, float]:
             out.write(batch)
     parse = time.perf_counter() - started
     with psycopg.connect(url, autocommit=True) as conn:
-        table = sql.Identifier("raw", ACTIVITIES.raw_table)
+        prepare(conn)
         started = time.perf_counter()
         with conn.transaction():
-            _set_provenance_defaults(conn, table, day, "crm/x/activities.csv")
-            with conn.cursor().copy(_copy_sql(ACTIVITIES, scanner.copy_columns)) as copy, \
+            table = _create_loading_table(conn, ACTIVITIES, day)
+            with conn.cursor().copy(_copy_sql(table, scanner.copy_columns)) as copy, \
                     out_path.open("rb") as stream:
                 while chunk := stream.read(1 << 20):
                     copy.write(chunk)
-            _drop_provenance_defaults(conn, table)
+            _publish_partition(conn, ACTIVITIES, day, "crm/x/activities.csv")
         copy_raw = time.perf_counter() - started
-        conn.execute("delete from raw.crm_activities where _export_date = %s", (day,))
     out_path.unlink()
     return parse, copy_raw
 
@@ -232,7 +232,7 @@ def main() -> None:
         for name, seconds in figures.items():
             print(f"  {name:<14} {seconds:7.2f}s  {rows / seconds:>10,.0f} rows/s")
         print("  (parse only: the loader's checks without a server; COPY to raw: its output"
-              " copied into the raw table, provenance and index included)")
+              " copied into a night's partition of raw, provenance included, and attached)")
         print(f"  loader and bare COPY: medians of {len(loader_runs)} and {len(bare_runs)} runs;"
               f" loader {min(loader_runs):.2f}-{max(loader_runs):.2f}s,"
               f" bare COPY {min(bare_runs):.2f}-{max(bare_runs):.2f}s")
