@@ -85,3 +85,24 @@ from (select distinct {{ keys | join(', ') }} from ({{ scope }}) as scope) as s
 full join {{ rows }} as n using ({{ keys | join(', ') }})
     {%- endif %}
 {%- endmacro %}
+
+{#- What a night recomputes of a table with one row per (month, account) (int_mrr_monthly,
+    int_account_months): every account's rows of a month the table has no rows of yet (the
+    first night of a month), and every month of the accounts `accounts` selects (those whose
+    inputs a run changed). `parts`: the where clause of each branch of the model's union
+    (one branch and no clause unless the plan is incremental), over `int_months` as m and
+    the account column `account_column`; `replaced`: the (month, account_id) keys the
+    night's rows replace (replace_rows' scope). -#}
+{% macro month_account_scope(plan, accounts, account_column) -%}
+    {%- set months -%}
+        select month from {{ ref('int_months') }}
+        where month > (select coalesce(max(month), '-infinity'::date) from {{ this }})
+           or month < (select coalesce(min(month), 'infinity'::date) from {{ this }})
+    {%- endset -%}
+    {%- set parts = [none] if plan.mode != 'incremental' else [
+        'm.month in (' ~ months ~ ')',
+        'm.month not in (' ~ months ~ ') and ' ~ account_column ~ ' in (' ~ accounts ~ ')'] -%}
+    {%- set replaced = 'select month, account_id from ' ~ this ~ ' where month in (' ~ months
+                       ~ ') or account_id in (' ~ accounts ~ ')' -%}
+    {{- return({'parts': parts, 'replaced': replaced}) -}}
+{%- endmacro %}

@@ -1,10 +1,10 @@
 -- Team and segment of each (not deleted) account at each month's end, from the account's
 -- CRM versions; months before the account's first version take its first version.
 -- Monthly marts attribute a month to the team that owned the account at that month's end.
--- Incremental (macro derived_plan): a night computes a month it has no rows of yet (the first
--- night of a month) for every account, and recomputes every month of the accounts whose
--- versions a run wrote since this table's last build; any other account has the same version
--- in effect at the later month end.
+-- Incremental (macros derived_plan, month_account_scope): a night computes a month it has no
+-- rows of yet (the first night of a month) for every account, and recomputes every month of
+-- the accounts whose versions a run wrote since this table's last build; any other account
+-- has the same version in effect at the later month end.
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
@@ -14,19 +14,12 @@
 {%- set account_versions = ref('stg_crm__account_versions') %}
 {%- set accounts_now = ref('stg_crm__accounts') %}
 {%- set plan = derived_plan([account_versions, accounts_now]) %}
-{%- set months -%}
-    select month from {{ ref('int_months') }}
-    where month > (select coalesce(max(month), '-infinity'::date) from {{ this }})
-       or month < (select coalesce(min(month), 'infinity'::date) from {{ this }})
-{%- endset %}
 {%- set accounts -%}
     select account_id from {{ account_versions }} where _written_at > {{ plan.since_at }}
     union
     select account_id from {{ accounts_now }} where _written_at > {{ plan.since_at }}
 {%- endset %}
-{%- set parts = [none] if plan.mode != 'incremental' else [
-    'm.month in (' ~ months ~ ')',
-    'm.month not in (' ~ months ~ ') and v.account_id in (' ~ accounts ~ ')'] %}
+{%- set scope = month_account_scope(plan, accounts, 'v.account_id') %}
 with versions as (
     select
         v.*,
@@ -35,7 +28,7 @@ with versions as (
     where v.account_id in (select account_id from {{ accounts_now }})
 ),
 account_months as (
-    {%- for part in parts %}
+    {%- for part in scope.parts %}
     select
         m.month,
         v.account_id,
@@ -53,6 +46,4 @@ account_months as (
     {%- endif %}
     {%- endfor %}
 )
-{{ replace_rows('account_months', ['month', 'account_id'], plan,
-                'select month, account_id from ' ~ this ~ ' where month in (' ~ months
-                ~ ') or account_id in (' ~ accounts ~ ')') }}
+{{ replace_rows('account_months', ['month', 'account_id'], plan, scope.replaced) }}

@@ -2,12 +2,12 @@
 -- versions in effect at the month's end (the end of as_of_date for its month) whose status is
 -- active or past_due, that have started and are not canceled at that moment. trialing,
 -- canceled and unpaid count 0. Accounts with versions in effect but no paying one get mrr 0.
--- Incremental (macro derived_plan): a night computes a month it has no rows of yet (the first
--- night of a month) for every account, and recomputes every month of the accounts whose
--- subscription intervals a run wrote since this table's last build or whose subscription
--- started or was canceled after the end of the table's night. Any other account has the same
--- versions in effect at the later month end (a version that takes effect in between is newly
--- visible, so written), hence the same MRR.
+-- Incremental (macros derived_plan, month_account_scope): a night computes a month it has no
+-- rows of yet (the first night of a month) for every account, and recomputes every month of
+-- the accounts whose subscription intervals a run wrote since this table's last build or
+-- whose subscription started or was canceled after the end of the table's night. Any other
+-- account has the same versions in effect at the later month end (a version that takes effect
+-- in between is newly visible, so written), hence the same MRR.
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
@@ -16,22 +16,15 @@
 ) }}
 {%- set intervals = ref('int_subscription_intervals') %}
 {%- set plan = derived_plan([intervals]) %}
-{%- set months -%}
-    select month from {{ ref('int_months') }}
-    where month > (select coalesce(max(month), '-infinity'::date) from {{ this }})
-       or month < (select coalesce(min(month), 'infinity'::date) from {{ this }})
-{%- endset %}
 {%- set accounts -%}
     select account_id from {{ intervals }}
     where _written_at > {{ plan.since_at }}
        or (started_at >= {{ day_end(plan.since) }} and started_at < {{ as_of_end() }})
        or (canceled_at >= {{ day_end(plan.since) }} and canceled_at < {{ as_of_end() }})
 {%- endset %}
-{%- set parts = [none] if plan.mode != 'incremental' else [
-    'm.month in (' ~ months ~ ')',
-    'm.month not in (' ~ months ~ ') and s.account_id in (' ~ accounts ~ ')'] %}
+{%- set scope = month_account_scope(plan, accounts, 's.account_id') %}
 with mrr as (
-    {%- for part in parts %}
+    {%- for part in scope.parts %}
     select
         m.month,
         s.account_id,
@@ -57,6 +50,4 @@ with mrr as (
     {%- endif %}
     {%- endfor %}
 )
-{{ replace_rows('mrr', ['month', 'account_id'], plan,
-                'select month, account_id from ' ~ this ~ ' where month in (' ~ months
-                ~ ') or account_id in (' ~ accounts ~ ')') }}
+{{ replace_rows('mrr', ['month', 'account_id'], plan, scope.replaced) }}
