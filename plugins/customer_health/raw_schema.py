@@ -64,14 +64,16 @@ def raw_table_ddl(entity: Entity) -> sql.Composed:
     partition 2.00 s, into a bare table 2.09 s; into the unpartitioned raw table this
     replaced, with its BRIN index on `_export_date`, 2.73 s (docs/loading.md, "Speed").
     """
-    columns = [
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in entity.columns
-    ]
-    columns += [
-        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in PROVENANCE_COLUMNS
-    ]
+    columns = [contract_columns_ddl(entity), *(
+        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in PROVENANCE_COLUMNS)]
     return sql.SQL("create table if not exists {} ({}) partition by list (_export_date)").format(
         sql.Identifier("raw", entity.raw_table), sql.SQL(", ").join(columns))
+
+
+def contract_columns_ddl(entity: Entity) -> sql.Composed:
+    """`name type, ...` of the contract's columns, for a CREATE TABLE."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in entity.columns)
 
 
 def partition_name(entity: Entity, export_date: date) -> str:

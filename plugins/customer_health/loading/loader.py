@@ -38,7 +38,7 @@ from customer_health.loading.landing import (
 from customer_health.loading.quarantine import QuarantineSpool
 from customer_health.loading.results import FileResult
 from customer_health.loading.scanner import CHUNK_SIZE, FileRejected, Scanner
-from customer_health.raw_schema import ensure_schemas, partition_name
+from customer_health.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
 
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]
@@ -280,13 +280,11 @@ def _create_loading_table(conn: Connection, ent: Entity, export_date: date) -> s
     waits for it. The advisory lock on (system, date, entity) makes its name unique.
     """
     table = _loading_table(ent, export_date)
-    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-               for c in ent.columns]
     night = sql.Literal(export_date)
     conn.execute(sql.SQL(
         "create table {} ({}, _line_number bigint not null,"
         " _export_date date not null default {} check (_export_date = {}))"
-    ).format(table, sql.SQL(", ").join(columns), night, night))
+    ).format(table, contract_columns_ddl(ent), night, night))
     return table
 
 
@@ -313,7 +311,7 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
     name = partition_name(ent, export_date)
     partition = sql.Identifier("raw", name)
     replaced = None
-    if conn.execute("select to_regclass(%s)", (f'raw."{name}"',)).fetchone()[0] is not None:
+    if conn.execute("select to_regclass(%s)", (partition.as_string(conn),)).fetchone()[0]:
         replaced = conn.execute(sql.SQL("select count(*) from {}").format(partition)).fetchone()[0]
         conn.execute(sql.SQL("drop table {}").format(partition))
     conn.execute(sql.SQL("alter table {} rename to {}").format(loading, sql.Identifier(name)))
