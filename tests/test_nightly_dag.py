@@ -9,7 +9,10 @@ module builds the good history once and each failure test checks it is left inta
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -57,6 +60,15 @@ def _latest(history: History) -> str:
     return (history.reports_dir / "latest").resolve().name
 
 
+#: Retries as a deployment has them (fast): a failure a retry would repeat must not use them.
+RETRIES = {"CHW_TASK_RETRIES": "2", "CHW_RETRY_DELAY": "1"}
+
+
+def _tries(history: History, day: date, task_id: str) -> int:
+    """How often the newest run of `day` started `task_id` (Airflow's log of the run)."""
+    return _newest_log(history, day).count(f"starting task_id={task_id} ")
+
+
 def test_good_nights_publish_marts_reports_and_docs(history: History) -> None:
     assert "nightly run for 2026-11-02: success (19 tasks)" in history.outputs[D2]
     assert "load_crm.load_activities" in history.outputs[D2]  # progress names the tasks
@@ -101,10 +113,13 @@ def test_a_raw_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     reports_before = tree_digest(history.reports_dir / "latest")
     with WebhookReceiver() as hook:
         proc = chw(["run", "--date", str(D3), "--landing", str(landing)], history.home,
-                   history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url)
+                   history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url, **RETRIES)
     assert proc.returncode == 1
     err = proc.stderr
     assert "nightly run for 2026-11-03: FAILED" in err
+    # a failed gate fails at once, though the task has retries: a retry would repeat it
+    assert _tries(history, D3, "validate_raw") == 1
+    assert "AirflowFailException: QualityGateFailed (not retried" in _newest_log(history, D3)
     assert "failed task: validate_raw" in err
     assert "raw.billing_subscriptions" in err and "-119" in err  # suite and observed value
     assert "between(mrr)" in err  # the expectation
@@ -136,14 +151,17 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     marts_before = marts_snapshot(history.url)
     reports_before = tree_digest(history.reports_dir / "latest")
     try:
-        proc = chw(["run", "--date", str(D3), "--landing", str(history.landing)],
-                   history.home, history.url)
+        with WebhookReceiver() as hook:
+            proc = chw(["run", "--date", str(D3), "--landing", str(history.landing)],
+                       history.home, history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url,
+                       **RETRIES)
     finally:
         with psycopg.connect(history.url, autocommit=True) as conn:
             conn.execute("drop function public.chw_test_mislabel() cascade")
     assert proc.returncode == 1
     err = proc.stderr
     assert "failed task: validate_marts" in err
+    assert _tries(history, D3, "validate_marts") == 1 and len(hook.received) == 1
     assert "marts.customer_health" in err and "band_matches_score" in err
     assert marts_snapshot(history.url) == marts_before
     assert tree_digest(history.reports_dir / "latest") == reports_before
@@ -154,3 +172,55 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     assert shadow > 0  # the night was built, only where nobody reads it
     # the observed value: every account of the night was mislabelled
     assert f"band_matches_score: observed {shadow}" in err
+
+
+def test_a_lock_timeout_is_retried_and_the_night_goes_on(history: History) -> None:
+    """A transient failure keeps its retries: the night's accounts load meets a lock held
+    by someone else (a long ALTER, a stuck session) and times out; the lock is gone by the
+    retry, which loads the file, and the night publishes without any alert.
+
+    Runs last: it publishes D3, which the failure tests above expect unpublished."""
+    held = threading.Event()
+    gave_up = threading.Event()
+
+    def hold_the_lock() -> None:
+        with psycopg.connect(history.url) as holder, psycopg.connect(
+                history.url, autocommit=True) as watcher:
+            holder.execute("lock table raw.crm_accounts in access exclusive mode")
+            held.set()
+            waited = False
+            for _ in range(3000):  # at most five minutes, then let go whatever happened
+                waiting = watcher.execute(
+                    "select count(*) from pg_locks where not granted"
+                    " and relation = 'raw.crm_accounts'::regclass").fetchone()[0]
+                waited = waited or waiting > 0
+                if waited and not waiting:  # the first try timed out and let go
+                    gave_up.set()
+                    break
+                time.sleep(0.1)
+            holder.rollback()
+
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    assert held.wait(30)
+    with WebhookReceiver() as hook:
+        proc = chw(["run", "--date", str(D3), "--landing", str(history.landing)],
+                   history.home, history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url,
+                   PGOPTIONS="-c lock_timeout=2s", **RETRIES)
+    holder.join(timeout=60)
+    assert gave_up.is_set()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The first task to need the table met the lock: the accounts load (when D3's file is
+    # new) or the raw gate (when an earlier test of this module loaded it already).
+    log = _newest_log(history, D3)
+    started = re.findall(r"\[DAG TEST\] starting task_id=(\S+) ", log)
+    assert {t for t in started if started.count(t) > 1} in (
+        {"load_crm.load_accounts"}, {"validate_raw"})
+    assert "LockNotAvailable: canceling statement due to lock timeout" in log
+    assert not [a for a in hook.received if a.get("status") != "published"]  # no failure alert
+    assert _latest(history) == "2026-11-03"
+
+
+def _newest_log(history: History, day: date) -> str:
+    logs = sorted((history.home / "logs" / "runs").glob(f"customer_health_nightly_{day}_*"))
+    return logs[-1].read_text()

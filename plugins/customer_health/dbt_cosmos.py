@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from customer_health import settings
+from customer_health.failures import fails_at_once
 
 #: The files whose content decides the manifest (everything dbt parses).
 _PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md", ".py"}
@@ -119,6 +120,7 @@ def cosmos_configs():
     return project, profile, execution, render
 
 
+@fails_at_once
 def build_marts(as_of: date, try_number: int) -> str:
     """The `build` mode's one task: `dbt build` for the night, its marts written to the
     shadow schema (customer_health.wap); on a retry `dbt retry`,

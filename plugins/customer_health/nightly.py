@@ -10,17 +10,18 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 from customer_health import settings
+from customer_health.failures import PermanentFailure, fails_at_once
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "chw_warehouse"
 
 
-class ExportFolderIncomplete(RuntimeError):
+class ExportFolderIncomplete(PermanentFailure):
     """The export folder did not become complete before the deadline."""
 
 
-class FileRejected(RuntimeError):
+class FileRejected(PermanentFailure):
     """A file of the night's export was rejected whole; the night must not go on."""
 
 
@@ -72,6 +73,7 @@ def prepare_warehouse() -> None:
         ensure_schemas(conn)
 
 
+@fails_at_once
 def export_folder_ready(
     landing: str, system: str, day: date, waiting_since: datetime, timeout: timedelta
 ) -> bool:
@@ -98,6 +100,7 @@ def _hours(delta: timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
+@fails_at_once
 def load_entity(landing: str, system: str, entity: str, day: date) -> dict:
     """Load one file of the night; raise `FileRejected` (naming file and reason) if the
     loader rejected it. Returns the ledger figures for XCom."""
@@ -139,6 +142,7 @@ def _quality_status(*reports) -> dict:
             "warnings": warnings}
 
 
+@fails_at_once
 def validate_raw(landing: str, day: date, run_id: str) -> dict:
     """The raw gate: the night's rows of every entity against its suite. Raises
     `QualityGateFailed` (naming suite, expectation and observed value) on a blocking
@@ -162,6 +166,7 @@ def prepare_shadow(day: date) -> str:
     return result.describe()
 
 
+@fails_at_once
 def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
     """The marts gate, on the shadow schema the night was built in."""
     from customer_health import quality, wap

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from customer_health import settings
+from customer_health.failures import PermanentFailure, is_transient_message
 
 ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
@@ -37,6 +38,11 @@ class DbtRunError(RuntimeError):
     def __init__(self, message: str, failed_nodes: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.failed_nodes = list(failed_nodes)
+
+
+class DbtFailedOnData(DbtRunError, PermanentFailure):
+    """dbt failed for a reason that running it again would repeat: a model's SQL error or
+    a failing test on this night's data (no lost connection, timeout or deadlock)."""
 
 
 @dataclass
@@ -147,7 +153,8 @@ def run_dbt(args: list[str], url: str, as_of_date: date | None = None,
             message = f"dbt {' '.join(args)}{where} failed in {len(failed)} node(s):\n  {lines}"
         else:
             message = f"dbt {' '.join(args)}{where} failed: {outcome.exception or 'see dbt log'}"
-        raise DbtRunError(message, [f.split(":", 1)[0] for f in failed])
+        error = DbtRunError if is_transient_message(message) else DbtFailedOnData
+        raise error(message, [f.split(":", 1)[0] for f in failed])
     return DbtRunResult(args=command, statuses=statuses, raw=outcome.result)
 
 

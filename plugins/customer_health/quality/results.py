@@ -8,6 +8,7 @@ from datetime import date
 
 from psycopg import Connection
 
+from customer_health.failures import PermanentFailure
 from customer_health.quality.config import BLOCK, WARN
 
 RESULTS_DDL = """
@@ -48,7 +49,7 @@ class Outcome:
         return f"{self.suite} / {self.expectation}: observed {self.observed_value}"
 
 
-class QualityGateFailed(RuntimeError):
+class QualityGateFailed(PermanentFailure):
     """A blocking expectation failed; the message names suite, expectation and observed
     value of each."""
 
