@@ -29,7 +29,8 @@ def drifted(i: int, sentiment: str, region: str, occurred: str = "2026-11-20T10:
 ROWS = [drifted(1, '"good, really"', "emea"),
         drifted(2, "", ""),
         drifted(3, "x", "na", occurred="bad"),
-        drifted(4, '"said ""no""\nthen left"', "Zürich")]
+        drifted(4, '"said ""no""\nthen left"', "Zürich"),
+        drifted(5, '"back\\slash, ""quote"", tab\t, é"', "")]
 
 
 def load(db, tmp_path, rows, header=HEADER, day=DAY):
@@ -45,20 +46,23 @@ def extras(db) -> list[tuple]:
 def test_unknown_columns_are_kept_in_extra_on_their_rows_and_named(db, tmp_path):
     result = load(db, tmp_path, ROWS)
     assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == \
-        ("loaded", 4, 3, 1)
+        ("loaded", 5, 4, 1)
     assert "schema drift: unknown column(s) sentiment, region kept in _extra" in result.message
     assert ledger(db)[0][5] == result.message
     assert extras(db) == [
         ("a1", "good, really", "emea", {"sentiment": "good, really", "region": "emea"}),
         ("a2", None, None, {"sentiment": None, "region": None}),
         ("a4", 'said "no"\nthen left', "Zürich",
-         {"sentiment": 'said "no"\nthen left', "region": "Zürich"})]
+         {"sentiment": 'said "no"\nthen left', "region": "Zürich"}),
+        ("a5", 'back\\slash, "quote", tab\t, é', None,
+         {"sentiment": 'back\\slash, "quote", tab\t, é', "region": None})]
     # the contract's columns load as without the drift
     assert query(db, "select activity_id, direction, occurred_at, subject, _line_number"
                      " from raw.crm_activities order by _line_number") == [
         ("a1", "outbound", datetime(2026, 11, 20, 10, tzinfo=UTC), "hello", 2),
         ("a2", "outbound", datetime(2026, 11, 20, 10, tzinfo=UTC), "hello", 3),
-        ("a4", "outbound", datetime(2026, 11, 20, 10, tzinfo=UTC), "hello", 5)]
+        ("a4", "outbound", datetime(2026, 11, 20, 10, tzinfo=UTC), "hello", 5),
+        ("a5", "outbound", datetime(2026, 11, 20, 10, tzinfo=UTC), "hello", 7)]
     assert quarantine(db) == [(4, ROWS[2], f"occurred_at: 'bad' is not a valid timestamp: {TS}")]
     # queryable: the analyst's filter finds the right row
     assert query(db, "select activity_id from raw.crm_activities"
@@ -71,7 +75,7 @@ def test_a_night_without_unknown_columns_has_extra_null(db, tmp_path):
     result = load(db, tmp_path, [act(7)], header=ACT_HEADER, day=other_day)
     assert (result.status, result.message) == ("loaded", "")
     assert extras(db)[-1] == ("a7", None, None, None)
-    assert len(extras(db)) == 4
+    assert len(extras(db)) == 5
 
 
 def test_redelivery_with_unknown_columns_is_idempotent(db, tmp_path):
