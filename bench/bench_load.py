@@ -146,12 +146,12 @@ def loader_parts(url: str, csv_path: Path, day: date) -> tuple[float, float]:
         prepare(conn)
         started = time.perf_counter()
         with conn.transaction():
-            table = _create_loading_table(conn, ACTIVITIES, day)
-            with conn.cursor().copy(_copy_sql(table, scanner.copy_columns)) as copy, \
+            table = _create_loading_table(conn, ACTIVITIES, day, extra=False)
+            with conn.cursor().copy(_copy_sql(table, scanner.copy_columns, extra=False)) as copy, \
                     out_path.open("rb") as stream:
                 while chunk := stream.read(1 << 20):
                     copy.write(chunk)
-            _publish_partition(conn, ACTIVITIES, day, "crm/x/activities.csv")
+            _publish_partition(conn, ACTIVITIES, day, "crm/x/activities.csv", extra=False)
         copy_raw = time.perf_counter() - started
     out_path.unlink()
     return parse, copy_raw

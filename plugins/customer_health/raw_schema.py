@@ -1,8 +1,10 @@
 """DDL of the warehouse's `raw` and `audit` schemas, derived from the contract.
 
 `raw.<system>_<entity>` holds the contract's columns with their contract types
-plus provenance columns whose names start with `_`. Raw is append-only history,
-partitioned by export date: `raw.<system>_<entity>_<yyyymmdd>` holds one night.
+plus provenance columns whose names start with `_`, and `_extra`: the values of
+columns a file had that the contract does not know, as a JSON object (NULL when the
+file had none). Raw is append-only history, partitioned by export date:
+`raw.<system>_<entity>_<yyyymmdd>` holds one night.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ PROVENANCE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_source_file", "text not null"),
     ("_line_number", "bigint not null"),
     ("_loaded_at", "timestamptz not null default now()"),
+    ("_extra", "jsonb"),
 )
 
 AUDIT_DDL = """
@@ -97,7 +100,8 @@ def ensure_schemas(conn: Connection) -> None:
     """Create the raw and audit schemas and tables if they are missing (idempotent).
 
     A raw table left unpartitioned by an earlier version is split into one partition
-    per export date first (`_partition_existing`).
+    per export date first (`_partition_existing`); one made before `_extra` existed
+    gets it, NULL in every row (a change of the catalogue only: no row is rewritten).
     """
     with conn.transaction():
         conn.execute("create schema if not exists raw")
@@ -105,7 +109,26 @@ def ensure_schemas(conn: Connection) -> None:
             if _is_plain_table(conn, entity):
                 _partition_existing(conn, entity)
             conn.execute(raw_table_ddl(entity))
+            _add_missing_columns(conn, entity)
         conn.execute(AUDIT_DDL)
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "select a.attname from pg_attribute a where a.attrelid = to_regclass(%s)"
+        " and a.attnum > 0 and not a.attisdropped",
+        (sql.Identifier("raw", table).as_string(conn),)).fetchall()}
+
+
+def _add_missing_columns(conn: Connection, entity: Entity) -> None:
+    """Add the provenance columns a raw table of an earlier version lacks (`_extra`),
+    to the table and so to every partition. Looked up first: ALTER TABLE would lock
+    raw against its readers on every load even when there is nothing to add."""
+    have = _columns(conn, entity.raw_table)
+    for name, type_ in PROVENANCE_COLUMNS:
+        if name not in have:
+            conn.execute(sql.SQL("alter table {} add column {} {}").format(
+                sql.Identifier("raw", entity.raw_table), sql.Identifier(name), sql.SQL(type_)))
 
 
 def _is_plain_table(conn: Connection, entity: Entity) -> bool:
@@ -130,8 +153,10 @@ def _partition_existing(conn: Connection, entity: Entity) -> None:
         sql.Identifier("raw", f"{entity.raw_table}_export_date_idx"),
         sql.Identifier(f"{entity.raw_table}_unpartitioned_export_date_idx")))
     conn.execute(raw_table_ddl(entity))
+    had = _columns(conn, old_name)
     names = sql.SQL(", ").join(sql.Identifier(c) for c in
-                               (*entity.column_names, *(n for n, _ in PROVENANCE_COLUMNS)))
+                               (*entity.column_names, *(n for n, _ in PROVENANCE_COLUMNS))
+                               if c in had)
     dates = conn.execute(sql.SQL("select distinct _export_date from {} order by 1").format(old))
     for (export_date,) in dates.fetchall():
         partition = ensure_partition(conn, entity, export_date)

@@ -201,15 +201,16 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             ledger.record(conn, ledger.next_load_id(conn), skipped, started_at, _now())
             return skipped
     load_id = ledger.next_load_id(conn)
-    loading = _create_loading_table(conn, ent, folder.export_date)
     spool = QuarantineSpool(folder.system, folder.export_date, ent.name, ent.file_name, load_id)
     try:
         with path.open("rb") as stream:
             scanner = Scanner(stream, ent, spool, chunk_size=CHUNK_SIZE)
             try:
                 scanner.read_header()
+                extra = bool(scanner.drift)
+                loading = _create_loading_table(conn, ent, folder.export_date, extra)
                 cursor = conn.cursor()
-                with cursor.copy(_copy_sql(loading, scanner.copy_columns),
+                with cursor.copy(_copy_sql(loading, scanner.copy_columns, extra),
                                  writer=_QueuedWriter(cursor)) as copy:
                     for batch in scanner.batches():
                         copy.write(batch)
@@ -234,13 +235,14 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             load_id, sha, read, spool)
     spool.write(conn)
     spool.close()
-    replaced = _publish_partition(conn, ent, folder.export_date, folder.relative(ent.file_name))
+    replaced = _publish_partition(conn, ent, folder.export_date, folder.relative(ent.file_name),
+                                  extra=bool(scanner.drift))
     notes = []
     if bad:
         notes.append(f"{bad} row(s) quarantined ({bad / read:.2%}; first: {_first(spool)})")
     if scanner.drift:
         notes.append("schema drift: unknown column(s) " + ", ".join(scanner.drift) +
-                     " not loaded")
+                     " kept in _extra")
     if scanner.missing_optional:
         notes.append("optional column(s) " + ", ".join(scanner.missing_optional) +
                      " not in the file: loaded as empty")
@@ -271,39 +273,46 @@ def _loading_table(ent: Entity, export_date: date) -> sql.Identifier:
     return sql.Identifier("raw", partition_name(ent, export_date) + "_loading")
 
 
-def _create_loading_table(conn: Connection, ent: Entity, export_date: date) -> sql.Identifier:
+def _create_loading_table(conn: Connection, ent: Entity, export_date: date,
+                          extra: bool) -> sql.Identifier:
     """The table this load fills: the night's partition-to-be, not yet attached to raw.
 
     It has the contract's columns, `_line_number`, and `_export_date` with the night as
-    default and as check (the check lets ATTACH skip its scan). Created in the load's
-    transaction, it disappears with a rollback or a killed load; no reader of raw
-    waits for it. The advisory lock on (system, date, entity) makes its name unique.
+    default and as check (the check lets ATTACH skip its scan); `_extra` too when the
+    file has columns the contract does not know (otherwise it is added, NULL, when the
+    table is published). Created in the load's transaction, it disappears with a
+    rollback or a killed load; no reader of raw waits for it. The advisory lock on
+    (system, date, entity) makes its name unique.
     """
     table = _loading_table(ent, export_date)
     night = sql.Literal(export_date)
     conn.execute(sql.SQL(
         "create table {} ({}, _line_number bigint not null,"
-        " _export_date date not null default {} check (_export_date = {}))"
-    ).format(table, contract_columns_ddl(ent), night, night))
+        " _export_date date not null default {} check (_export_date = {}){})"
+    ).format(table, contract_columns_ddl(ent), night, night,
+             sql.SQL(", _extra jsonb") if extra else sql.SQL("")))
     return table
 
 
 def _publish_partition(conn: Connection, ent: Entity, export_date: date,
-                       source_file: str) -> int | None:
+                       source_file: str, extra: bool) -> int | None:
     """Attach the filled table as the night's partition of raw; returns the number of
     rows of the partition it replaces, None if the night had none.
 
     `_source_file` and `_loaded_at` are added as columns with a constant default, which
     PostgreSQL stores once in the catalogue instead of in every row (measured: sent or
-    stored per row, the provenance made the server's COPY about a fifth slower). The
+    stored per row, the provenance made the server's COPY about a fifth slower);
+    `_extra`, when the file had no unknown columns, is added NULL (no default: nothing
+    is written to the rows). The
     old partition of a re-delivered night is dropped here, at the end of the load, so
     readers of raw wait only for the few statements to the commit.
     """
     loading = _loading_table(ent, export_date)
     conn.execute(sql.SQL(
         "alter table {} add column _source_file text not null default {},"
-        " add column _loaded_at timestamptz not null default now()"
-    ).format(loading, sql.Literal(source_file)))
+        " add column _loaded_at timestamptz not null default now(){}"
+    ).format(loading, sql.Literal(source_file),
+             sql.SQL("") if extra else sql.SQL(", add column _extra jsonb")))
     conn.execute(sql.SQL(
         "alter table {} alter column _export_date drop default,"
         " alter column _source_file drop default, alter column _loaded_at drop default"
@@ -320,10 +329,12 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
     return replaced
 
 
-def _copy_sql(table: sql.Identifier, columns: list[str]) -> sql.Composed:
-    """COPY of the contract's columns that the file has, then `_line_number`. An empty
-    field reaches COPY unquoted (`scanner`), so CSV's own rule makes it NULL."""
-    names = [sql.Identifier(c) for c in [*columns, "_line_number"]]
+def _copy_sql(table: sql.Identifier, columns: list[str], extra: bool) -> sql.Composed:
+    """COPY of the contract's columns that the file has, `_extra` when it has unknown
+    columns, then `_line_number`. An empty field reaches COPY unquoted (`scanner`), so
+    CSV's own rule makes it NULL."""
+    names = [sql.Identifier(c) for c in [*columns, *(["_extra"] if extra else []),
+                                         "_line_number"]]
     return sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         table, sql.SQL(", ").join(names))
 

@@ -7,7 +7,13 @@ the load's column defaults: `loader`). The first line that does
 not match is parsed by the csv module (it may be a multi-line quoted record, a
 29 February, or a bad row), checked field by field, and either re-written for
 COPY or sent to quarantine with its reason. Memory stays bounded by the block
-size whatever the file's size.
+size and the record limit whatever the file's size.
+
+A record whose quoted field runs over several lines may be up to `MAX_RECORD` bytes
+long; a longer one is quarantined whole, and the scanner follows the file's quoting
+to the record's end before it reads on, so no line inside a quoted field is ever
+read as a record of its own. Columns the contract does not know are kept: their
+values of each row go to COPY as one JSON object (`_extra`).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import BinaryIO
 
 from customer_health.contract import Column, Entity
@@ -26,6 +34,10 @@ from customer_health.loading.quarantine import QuarantineSpool
 BOM = b"\xef\xbb\xbf"
 CHUNK_SIZE = 1 << 20
 MAX_LINE = 8 << 20  # a physical line longer than this is not a CSV export
+MAX_RECORD = MAX_LINE  # a record of several lines longer than this is quarantined whole
+# csv's own limit on a field's length (131,072 characters by default) is raised above
+# anything the loader hands it, so csv never stops inside a record: `_Feeder` stops first.
+CSV_FIELD_LIMIT = 2 * MAX_LINE
 BATCH_SIZE = 1 << 20  # bytes handed to COPY at a time
 _COPY_END_MARKER = re.compile(r"(?:^|\n)\\\.\r?(?:\n|$)")
 
@@ -66,7 +78,7 @@ class _Lines:
             self.buf = rest + b"\n" if rest and not rest.endswith(b"\n") else rest
             return bool(rest)
         self.buf = rest + chunk
-        if len(self.buf) > MAX_LINE and self.buf.find(b"\n") < 0:
+        if len(self.buf) > MAX_LINE and self.buf.find(b"\n", 0, MAX_LINE + 1) < 0:
             raise FileRejected(
                 f"line {self.line_no} is longer than {MAX_LINE >> 20} MiB without a line end: "
                 "this does not look like a CSV export"
@@ -91,12 +103,30 @@ class _Lines:
         return self.sha.hexdigest()
 
 
+class _RecordTooLong(Exception):  # noqa: N818 (a signal to the scanner, not an error)
+    """The current record would grow past MAX_RECORD with `line`, its next line."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__()
+        self.line = line
+
+
 class _Feeder:
-    """The csv reader's line source: remembers the raw lines of the current record."""
+    """The csv reader's line source: remembers the raw lines of the current record.
+
+    csv asks for a further line of the same record only inside a quoted field; when
+    that line would make the record longer than MAX_RECORD, the feeder hands csv
+    nothing and raises `_RecordTooLong`, so the scanner, not csv, finds the record's end.
+    """
 
     def __init__(self, lines: _Lines) -> None:
         self.lines = lines
         self.taken: list[bytes] = []
+        self.size = 0
+
+    def start(self) -> None:
+        self.taken = []
+        self.size = 0
 
     def __iter__(self) -> _Feeder:
         return self
@@ -105,11 +135,49 @@ class _Feeder:
         line = self.lines.next_line()
         if line is None:
             raise StopIteration
+        if self.taken and self.size + len(line) > MAX_RECORD:
+            raise _RecordTooLong(line)
         self.taken.append(line)
-        try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _not_utf8(self.lines.line_no - 1, line[exc.start]) from None
+        self.size += len(line)
+        return _decode(line, self.lines.line_no - 1)
+
+
+def _decode(line: bytes, line_no: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(line_no, line[exc.start]) from None
+
+
+def _record_ends(line: bytes, quoted: bool) -> tuple[bool, bool]:
+    """Follow CSV quoting over one physical line: (the record ends with this line,
+    the next line starts inside a quoted field). `quoted`: this line does.
+
+    The same rules as the csv module in strict mode: a field that starts with a quote
+    is quoted, `""` inside it is a quote, a quote elsewhere is a character; a closing
+    quote followed by anything but a comma or the line end is an error, which ends the
+    record with its line (csv reads on with the next line).
+    """
+    i = 0
+    while True:
+        if quoted:
+            q = line.find(b'"', i)
+            if q < 0:
+                return False, True
+            after = line[q + 1:q + 2]
+            if after == b'"':
+                i = q + 2
+                continue
+            if after != b",":
+                return True, False
+            i, quoted = q + 2, False
+        if line[i:i + 1] == b'"':
+            i, quoted = i + 1, True
+            continue
+        comma = line.find(b",", i)
+        if comma < 0:
+            return True, False
+        i = comma + 1
 
 
 def _not_utf8(line_no: int, byte: int) -> FileRejected:
@@ -121,9 +189,6 @@ def _not_utf8(line_no: int, byte: int) -> FileRejected:
 
 def _csv_reason(exc: csv.Error) -> str:
     text = str(exc)
-    if "field larger than field limit" in text:
-        return (f"not valid CSV: a field is longer than {csv.field_size_limit()} characters "
-                "(probably a quote that is never closed)")
     if "expected after" in text:
         return ("not valid CSV: a closing quote must be followed by a comma or the line end"
                 f" ({text})")
@@ -131,10 +196,20 @@ def _csv_reason(exc: csv.Error) -> str:
 
 
 class Scanner:
-    """Reads one export file: `read_header()`, then `batches()` for COPY; counts rows."""
+    """Reads one export file: `read_header()`, then `batches()` for COPY; counts rows.
+
+    `rows_read` counts records as they end (loaded or quarantined): a blank line is no
+    record, a record over several lines is one. When the scanner stops with
+    FileRejected, `rows_read` is the number of records that ended before the one it
+    stopped in (0 when it stopped at the header); that record, whose quote is never
+    closed or which holds a byte that is not UTF-8 or a line over MAX_LINE, is not
+    counted. This is the `rows_read` of a file rejected while it was read.
+    """
 
     def __init__(self, stream: BinaryIO, entity: Entity, quarantine: QuarantineSpool,
                  chunk_size: int = CHUNK_SIZE) -> None:
+        if csv.field_size_limit() < CSV_FIELD_LIMIT:
+            csv.field_size_limit(CSV_FIELD_LIMIT)
         self.entity = entity
         self.quarantine = quarantine
         self.lines = _Lines(stream, chunk_size)
@@ -147,9 +222,12 @@ class Scanner:
         self.rows_loaded = 0
         self.file_columns: list[Column | None] = []
         self.copy_columns: list[str] = []
-        self.drift: list[str] = []
+        self.drift: list[str] = []  # the unknown columns, named as in `_extra`
         self.missing_optional: list[str] = []
         self._fast: re.Pattern[bytes] | None = None
+        self._known: Callable[[Sequence[str]], tuple[str, ...]] = tuple
+        self._unknown: list[int] = []
+        self._extra_keys: list[str] = []
 
     @property
     def rows_quarantined(self) -> int:
@@ -162,11 +240,14 @@ class Scanner:
 
     def read_header(self) -> None:
         start = self.lines.line_no
-        self._feeder.taken = []
+        self._feeder.start()
         try:
             names = next(self._reader)
         except StopIteration:
             raise FileRejected("the file is empty: expected a header row") from None
+        except _RecordTooLong:
+            raise FileRejected(f"the header row (line {start}) is longer than "
+                               f"{MAX_RECORD >> 20} MiB: is the file an export?") from None
         except csv.Error as exc:
             raise FileRejected(f"the header row (line {start}) is not valid CSV: {exc}") from None
         if not names:
@@ -193,8 +274,14 @@ class Scanner:
         self.drift = [n or f"(unnamed column {i + 1})" for i, n in enumerate(names)
                       if n not in known]
         self.copy_columns = [n for n in names if n in known]
-        if not self.drift:
-            self._fast = fast_block_pattern(self.file_columns)
+        self._fast = fast_block_pattern(self.file_columns)
+        known = [i for i, c in enumerate(self.file_columns) if c]
+        self._known = lambda fields: tuple(fields[i] for i in known)
+        if len(known) > 1:
+            self._known = operator.itemgetter(*known)
+        self._unknown = [i for i, c in enumerate(self.file_columns) if c is None]
+        self._extra_keys = [("{" if j == 0 else ", ") + encode_basestring(name) + ": "
+                            for j, name in enumerate(self.drift)]
 
     # -- rows ---------------------------------------------------------------------
 
@@ -210,8 +297,8 @@ class Scanner:
                 if not lines.fill():
                     break
                 continue
-            self._check_utf8(max(start, lines.checked), end)
-            good = self._fast.match(lines.buf, start, end).end() if self._fast else start
+            valid = self._check_utf8(max(start, lines.checked), end)
+            good = self._fast.match(lines.buf, start, valid).end() if self._fast else start
             if good > start:
                 chunk = self._emit_fast(start, good)
                 out.append(chunk)
@@ -229,18 +316,23 @@ class Scanner:
         if out:
             yield b"".join(out)
 
-    def _check_utf8(self, start: int, end: int) -> None:
+    def _check_utf8(self, start: int, end: int) -> int:
+        """Where the buffer's lines stop being valid UTF-8: `end`, or the start of the
+        first line holding a bad byte (the csv path reads that line and rejects the
+        file there, after the records before it were counted)."""
         lines = self.lines
         if start >= end:
-            return
+            return end
         block = lines.buf[start:end]
         if not block.isascii():
             try:
                 block.decode("utf-8")
             except UnicodeDecodeError as exc:
-                line_no = lines.line_no + lines.buf.count(b"\n", lines.pos, start + exc.start)
-                raise _not_utf8(line_no, block[exc.start]) from None
+                valid = lines.buf.rfind(b"\n", lines.pos, start + exc.start) + 1
+                lines.checked = max(lines.checked, valid)
+                return max(valid, lines.pos)
         lines.checked = end
+        return end
 
     def _emit_fast(self, start: int, end: int) -> bytes:
         lines = self.lines
@@ -255,15 +347,34 @@ class Scanner:
         lines.line_no += n
         self.rows_read += n
         self.rows_loaded += n
+        if self.drift:
+            return self._with_extra(rows, first)
         return b"".join([b"%b,%d\n" % (r, i) for i, r in enumerate(rows, first)])
+
+    def _with_extra(self, rows: list[bytes], first: int) -> bytes:
+        """Plain valid lines of a file with unknown columns, re-written for COPY: the
+        contract's fields, `_extra`, the line number. Each line is one record (the fast
+        pattern matches no line end inside a field) whose fields passed their checks."""
+        text = b"\n".join(rows).decode("utf-8")
+        known, extra = self._known, self._extra
+        self._writer.writerows(
+            (*known(fields), extra(fields), line_no)
+            for line_no, fields in enumerate(csv.reader(text.split("\n")), first))
+        out = self._out.getvalue()
+        self._out.seek(0)
+        self._out.truncate()
+        return out.replace("\r\n", "\n").encode()
 
     def _slow_record(self) -> bytes | None:
         lines = self.lines
         start = lines.line_no
-        self._feeder.taken = []
+        self._feeder.start()
         try:
             fields = next(self._reader)
         except StopIteration:
+            return None
+        except _RecordTooLong as exc:
+            self._skip_long_record(start, exc.line)
             return None
         except csv.Error as exc:
             if lines.eof and lines.pos >= len(lines.buf) and "unexpected end" in str(exc):
@@ -281,8 +392,11 @@ class Scanner:
             return None
         # An empty value is written unquoted (COPY reads it as NULL): the line number as
         # the last field makes sure the row is never a lone empty field, which csv quotes.
-        self._writer.writerow([*(v for c, v in zip(self.file_columns, fields, strict=True)
-                                 if c), start])
+        if self.drift:
+            self._writer.writerow((*self._known(fields), self._extra(fields), start))
+        else:
+            self._writer.writerow([*(v for c, v in zip(self.file_columns, fields, strict=True)
+                                     if c), start])
         text = self._out.getvalue()
         self._out.seek(0)
         self._out.truncate()
@@ -290,13 +404,24 @@ class Scanner:
         self.rows_loaded += 1
         return text[:-2].encode() + b"\n"
 
+    def _extra(self, fields: Sequence[str]) -> str:
+        """The row's values of the unknown columns as a JSON object, `{"name": "value",
+        ...}` with an empty value as null (what json.dumps writes, a few times faster).
+        JSON writes a line end as `\\n`, so the object is one line of COPY data."""
+        return "".join([key + (encode_basestring(fields[i]) if fields[i] else "null")
+                        for key, i in zip(self._extra_keys, self._unknown, strict=True)]) + "}"
+
     def _check(self, fields: list[str]) -> str | None:
         width = len(self.file_columns)
         if len(fields) != width:
             return f"expected {width} fields as in the header, found {len(fields)}"
         reasons = []
+        drift = iter(self.drift)
         for column, value in zip(self.file_columns, fields, strict=True):
             if column is None:
+                name = next(drift)
+                if "\x00" in value:  # PostgreSQL's jsonb cannot hold it either
+                    reasons.append(f"{name}: contains a NUL character")
                 continue
             reason = check_value(column, value)
             if reason is None and ("\n" in value or "\r" in value) and \
@@ -306,6 +431,41 @@ class Scanner:
             if reason:
                 reasons.append(reason)
         return "; ".join(reasons) or None
+
+    def _skip_long_record(self, start: int, line: bytes) -> None:
+        """Quarantine the record that starts on line `start` and would grow past
+        MAX_RECORD with `line`, as one record: follow its quoting from its first line to
+        its end, so the next record is read from where this one really ends. Its
+        raw_line keeps the whole lines that fit in MAX_RECORD; the reason says so."""
+        lines = self.lines
+        kept = self._feeder.taken
+        size = kept_size = self._feeder.size
+        quoted = False
+        for taken in kept:
+            _, quoted = _record_ends(taken, quoted)
+        keeping = True
+        while True:  # csv asked for `line`, so the record has not ended before it
+            _decode(line, lines.line_no - 1)
+            size += len(line)
+            keeping = keeping and kept_size + len(line) <= MAX_RECORD
+            if keeping:
+                kept.append(line)
+                kept_size += len(line)
+            ended, quoted = _record_ends(line, quoted)
+            if ended:
+                break
+            line = lines.next_line()
+            if line is None:
+                raise FileRejected(
+                    f"a quoted field opened on line {start} is never closed before the end of "
+                    "the file (a broken quote, or a truncated file)")
+        end = lines.line_no - 1
+        reason = (f"the record on lines {start}-{end} is {size:,} bytes long, more than the "
+                  f"loader's limit of {MAX_RECORD >> 20} MiB for one record (a quoted field "
+                  "that long, or a quote opened and closed far away): quarantined whole")
+        if kept_size < size:
+            reason += f"; raw_line holds its first {kept_size:,} bytes, the file has the rest"
+        self._quarantine(start, reason)
 
     def _quarantine(self, line_no: int, reason: str) -> None:
         raw = b"".join(self._feeder.taken).decode("utf-8")
