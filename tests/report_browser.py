@@ -88,6 +88,8 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
             found.append(json.dumps(params.get("args", []))[:500])
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             found.append(params["entry"].get("text", "")[:500])
+        elif method == "Page.javascriptDialogOpening":  # alert(): a script ran
+            found.append(f"dialog {params.get('type')}: {params.get('message', '')[:200]}")
     return found
 
 

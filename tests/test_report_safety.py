@@ -124,3 +124,21 @@ def test_a_policy_allows_exactly_the_pages_own_scripts() -> None:
         csp.with_policy(guarded, policy)
     with pytest.raises(csp.CspError, match="external script"):
         csp.inline_script_hashes('<head><script src="https://cdn.example/x.js"></script>')
+
+
+def test_the_quality_page_renders_in_chromium(published: PublishResult) -> None:
+    pytest.importorskip("websockets.sync.client", reason="the DevTools client needs websockets")
+    from report_browser import CHROMIUM_HINT, chromium_path, open_page
+
+    if chromium_path() is None:
+        pytest.skip(CHROMIUM_HINT)
+    probe = """JSON.parse(JSON.stringify({text: document.body.innerText,
+      scripts: document.querySelectorAll('script').length,
+      injected: document.querySelectorAll('img[src="x"], img[onerror]').length,
+      rows: document.querySelectorAll('tbody tr').length}))"""
+    run = open_page(published.night_dir / "quality.html", probe, height=1000)
+    assert run.errors == []  # no CSP refusal, no dialog, no exception
+    assert run.probe["scripts"] == 0 and run.probe["injected"] == 0
+    assert 'onerror=alert(\\"chwxss-good-run-industry\\")' in run.probe["text"]
+    assert run.probe["rows"] == 1 + 3  # the warning, then every check
+    assert "chwxss-failed-run" not in run.probe["text"]
