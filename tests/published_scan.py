@@ -19,7 +19,11 @@ RAW_MARKUP = re.compile(r"<script>alert\(|<img src=x onerror=", re.IGNORECASE)
 #: Files that are data, not pages: the team CSV holds raw values by design (for
 #: spreadsheets; formula-like cells are neutralised) and is served as text/csv.
 DATA_SUFFIXES = frozenset({".csv"})
-_TAG = re.compile(TAG_PREFIX + r"-[a-z0-9_-]+")
+#: A whole tag, as the payload holds it: `alert("<tag>")` (the quotes maybe JSON-escaped
+#: or doubled by CSV).
+#: File names and SVG ids folded from a hostile team name hold fragments of it, not this.
+_TAG = re.compile(r'(?:(?<=alert\(")|(?<=alert\(\\")|(?<=alert\(""))' + TAG_PREFIX
+                  + r'-[a-z0-9_-]+(?=\\?")')
 
 
 def payload(tag: str) -> str:
@@ -44,6 +48,13 @@ def unescaped(root: Path) -> dict[str, list[str]]:
         if hits:
             found[str(path.relative_to(root))] = hits[:3]
     return found
+
+
+def files_containing(root: Path, needle: str) -> list[str]:
+    """Relative paths of the files whose name or text (entities decoded) holds `needle`."""
+    return [str(p.relative_to(root)) for p in published_files(root)
+            if needle in str(p.relative_to(root))
+            or needle in html.unescape(p.read_text(encoding="utf-8", errors="replace"))]
 
 
 def tags_in(root: Path, suffixes: tuple[str, ...] | None = None) -> dict[str, set[str]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dag_runs import chw
-from published_scan import payload, published_files, tags_in, unescaped
+from published_scan import files_containing, payload, published_files, tags_in, unescaped
 
 from customer_health.contract import ENTITIES, Column, Entity
 from customer_health.generate import generate_landing
@@ -134,7 +134,8 @@ def _check_tree(reports: Path, good_tags: set[str], failed_tags: set[str],
     assert not (night / "quality").exists()  # GX Data Docs stay out of the reports
     # no raw markup in any file but the CSVs (data for spreadsheets)
     assert unescaped(reports) == {}
-    # nothing the failed run stored, in any form, in any file
+    # nothing the failed run stored, in any form, in any file (nor in a file's name)
+    assert files_containing(reports, "chwxss-fail") == []
     found = tags_in(reports)
     assert set(found) <= good_tags, sorted(set(found) - good_tags)
     # and the scan is not vacuous: the good night's hostile names are there, as text
