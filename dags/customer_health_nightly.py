@@ -8,7 +8,7 @@ each file (one task per system and entity, so a failure names one file and a ret
 redoes one file) -> the raw quality gate -> dbt build of staging, intermediate and
 marts, the marts written to the shadow schema `marts_shadow` -> the marts quality gate
 on the shadow -> swap the shadow in as `marts` (write, audit, publish) -> publish the
-night's reports with their Data Docs and dbt docs -> tell the data engineers.
+night's reports with their data-quality page and dbt docs -> tell the data engineers.
 Any task's final failure calls `customer_health.notify.on_failure`.
 
 dbt runs as one `dbt_build` task whose retries rerun only the failed nodes

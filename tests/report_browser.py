@@ -88,12 +88,15 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
             found.append(json.dumps(params.get("args", []))[:500])
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             found.append(params["entry"].get("text", "")[:500])
+        elif method == "Page.javascriptDialogOpening":  # alert(): a script ran
+            found.append(f"dialog {params.get('type')}: {params.get('message', '')[:200]}")
     return found
 
 
 def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
-              media: str | None = None) -> PageRun:
-    """Load `path` in headless Chromium; return its errors, `probe_js`'s value, a screenshot."""
+              media: str | None = None, fragment: str = "", settle: float = 0.5) -> PageRun:
+    """Load `path` (with `#fragment`, for a single-page app's route) in headless Chromium,
+    let it settle for `settle` seconds; return its errors, `probe_js`'s value, a screenshot."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError(CHROMIUM_HINT)
@@ -133,9 +136,10 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
                 if media:
                     cdp.call("Emulation.setEmulatedMedia", sid, media=media)
                 cdp.events.clear()
-                cdp.call("Page.navigate", sid, url=path.resolve().as_uri())
+                url = path.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+                cdp.call("Page.navigate", sid, url=url)
                 cdp.wait_for("Page.loadEventFired")
-                cdp.drain(0.5)
+                cdp.drain(settle)
                 probe = cdp.call("Runtime.evaluate", sid, expression=probe_js,
                                  returnByValue=True)
                 shot = cdp.call("Page.captureScreenshot", sid, format="png",

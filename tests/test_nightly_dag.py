@@ -88,11 +88,12 @@ def test_good_nights_publish_marts_reports_and_docs(history: History) -> None:
     assert {"marts", "marts_shadow"} <= schemas
     assert _latest(history) == "2026-11-02"
     night = history.reports_dir / "2026-11-02"
-    for page in ("index.html", "glossary.html", "quality/index.html", "dbt-docs/index.html"):
+    for page in ("index.html", "glossary.html", "quality.html", "dbt-docs/index.html"):
         assert (night / page).is_file(), page
+    assert not (night / "quality").exists()  # GX Data Docs are not published
     assert list((night / "teams").glob("*.html"))
     index = (night / "index.html").read_text()
-    assert 'href="quality/index.html"' in index and 'href="dbt-docs/index.html"' in index
+    assert 'href="quality.html"' in index and 'href="dbt-docs/index.html"' in index
     assert "customer_health" in (night / "dbt-docs" / "index.html").read_text()
 
 

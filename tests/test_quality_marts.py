@@ -149,8 +149,10 @@ def test_bad_marts_fail_naming_suite_expectation_and_observed_value(
 
 def test_data_docs_are_built(gx_root: Path, marts_url: str, tmp_path: Path) -> None:
     validate_marts(marts_url, "marts_staging", DAY, "run-marts-docs")
-    index = build_data_docs(tmp_path / "reports" / "2026-11-03" / "quality")
+    index = build_data_docs(tmp_path / "data-docs")
     assert index.name == "index.html" and index.is_file()
+    with pytest.raises(ValueError, match="inside the published reports"):
+        build_data_docs(settings.reports_dir() / "2026-11-03" / "quality")
     html = index.read_text(encoding="utf-8")
     assert "marts.customer_health" in html or "customer_health" in html
     assert list((index.parent / "validations").rglob("*.html"))

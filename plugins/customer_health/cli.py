@@ -366,7 +366,7 @@ def backfill(first: date, last: date, landing: str | None) -> None:
 
 @main.command()
 @click.option("--date", "day", required=True, **DATE, help="The night (as_of_date) to render.")
-@click.option("--no-docs", is_flag=True, help="Skip the Data Docs and dbt docs (faster).")
+@click.option("--no-docs", is_flag=True, help="Skip the dbt docs (faster).")
 def report(day: date, no_docs: bool) -> None:
     """Re-render and publish a night's team reports from the published marts.
 
@@ -466,7 +466,7 @@ def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
     click.echo(f"  landing area : {landing}")
     latest = settings.reports_dir() / "latest"
     click.echo(f"  reports      : {latest / 'index.html'} (every team's page)")
-    click.echo(f"  data quality : {latest / 'quality' / 'index.html'} (Data Docs of the night)")
+    click.echo(f"  data quality : {latest / 'quality.html'} (every check of the night)")
     click.echo(f"  marts docs   : {latest / 'dbt-docs' / 'index.html'} (what each column means)")
     if is_embedded():
         click.echo(f"  warehouse    : embedded PostgreSQL in {embedded_paths().root} (stopped now)")

@@ -129,8 +129,10 @@ def environment_summary() -> dict[str, str]:
 
 
 #: Where a published night keeps its docs (relative to the night's folder), as the
-#: report index links them: GX Data Docs and the dbt docs of the marts.
-DOCS_FOLDERS = {"docs_path": "quality", "marts_docs_path": "dbt-docs"}
+#: report index links them: the dbt docs of the marts. (The night's data-quality page,
+#: quality.html, is rendered by the reports from audit.quality_results; GX's Data Docs
+#: are not published: they print observed values unescaped and list every stored run.)
+DOCS_FOLDERS = {"marts_docs_path": "dbt-docs"}
 DOCS_LINKS = {key: f"{folder}/index.html" for key, folder in DOCS_FOLDERS.items()}
 
 
@@ -138,8 +140,9 @@ def _quality_status(*reports) -> dict:
     """A small, JSON-able summary of the night's gates for XCom and the report index."""
     warnings = [o.describe() for r in reports for o in r.warnings]
     failures = [o.describe() for r in reports for o in r.failures]
+    run_ids = sorted({r.run_id for r in reports})
     return {"status": "failed" if failures else "passed", "failures": failures,
-            "warnings": warnings}
+            "warnings": warnings, "run_id": run_ids[0] if len(run_ids) == 1 else None}
 
 
 @fails_at_once
@@ -186,18 +189,21 @@ def publish_marts(day: date) -> str:
 
 
 def night_status(gates: list[dict]) -> dict:
-    """The night's data-quality status for the report index, from its gates' results."""
+    """The night's data-quality status for the report index, from its gates' results
+    (the run id names the run whose checks the night's quality page shows)."""
+    run_ids = {g.get("run_id") for g in gates}
     return {
         "status": "failed" if any(g["status"] == "failed" for g in gates) else "passed",
         "failures": [f for g in gates for f in g["failures"]],
         "warnings": [w for g in gates for w in g["warnings"]],
+        "run_id": run_ids.pop() if len(run_ids) == 1 else None,
         **DOCS_LINKS,
     }
 
 
 def publish(day: date, gates: list[dict]) -> dict:
-    """Publish the night's reports from the (swapped-in) marts, with its Data Docs and
-    the dbt docs beside them, then e-mail them if configured."""
+    """Publish the night's reports from the (swapped-in) marts, with its data-quality
+    page and the dbt docs beside them, then e-mail them if configured."""
     from customer_health.reporting import deliver_from_env
 
     result = publish_reports_with_docs(warehouse_url(), day, night_status(gates))
@@ -208,20 +214,18 @@ def publish(day: date, gates: list[dict]) -> dict:
 
 
 def publish_reports_with_docs(url: str, day: date, status: dict):
-    """Render the night's reports and publish them, with the GX Data Docs (`quality/`)
-    and the dbt docs (`dbt-docs/`), as one atomic folder."""
+    """Render the night's reports (with its data-quality page) and publish them with
+    the dbt docs (`dbt-docs/`), as one atomic folder."""
     import shutil
     import tempfile
     from pathlib import Path
 
-    from customer_health.quality import build_data_docs
     from customer_health.reporting import publish_reports
     from customer_health.transform import generate_dbt_docs
 
     scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
     folders = {name: scratch / name for name in DOCS_FOLDERS.values()}
     try:
-        build_data_docs(folders[DOCS_FOLDERS["docs_path"]])
         generate_dbt_docs(url, folders[DOCS_FOLDERS["marts_docs_path"]])
         return publish_reports(url, day, quality=status, extra_folders=folders)
     finally:
@@ -230,28 +234,31 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
 
 def stored_night_status(url: str, day: date) -> dict:
     """The quality status of the last run that checked `day`, from audit.quality_results
-    (what `chw report` shows when it re-renders a night)."""
+    (what `chw report` shows when it re-renders a night; its quality page shows that
+    run's checks)."""
     import psycopg
 
     with psycopg.connect(url) as conn:
         found = conn.execute(
             "select to_regclass('audit.quality_results') is not null").fetchone()[0]
-        rows = []
+        rows, run_id = [], None
         if found:
+            last = conn.execute(
+                "select run_id from audit.quality_results where as_of_date = %(d)s"
+                " order by checked_at desc limit 1", {"d": day}).fetchone()
+            run_id = last[0] if last else None
             rows = conn.execute(
                 """
                 select suite, expectation, severity, success, observed_value
                 from audit.quality_results
-                where as_of_date = %(d)s and run_id = (
-                    select run_id from audit.quality_results where as_of_date = %(d)s
-                    order by checked_at desc limit 1)
-                """, {"d": day}).fetchall()
+                where as_of_date = %(d)s and run_id = %(r)s
+                """, {"d": day, "r": run_id}).fetchall()
     failures = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
                 if not ok and sev == "block"]
     warnings = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
                 if not ok and sev == "warn"]
     return {"status": "failed" if failures else ("passed" if rows else "unknown"),
-            "failures": failures, "warnings": warnings, **DOCS_LINKS}
+            "failures": failures, "warnings": warnings, "run_id": run_id, **DOCS_LINKS}
 
 
 def notify_published(day: date, published: dict) -> str:

@@ -4,8 +4,13 @@ Layout (CHW_REPORTS_DIR, default CHW_HOME/reports):
 
     <as_of_date>/index.html          all teams, the night's data-quality status, links
     <as_of_date>/glossary.html       what each score, band and list means
+    <as_of_date>/quality.html        every data-quality check of the night's run
     <as_of_date>/teams/<stem>.html   one team's page; <stem>.csv its portfolio
+    <as_of_date>/dbt-docs/index.html the marts' dbt docs (from the DAG and `chw report`)
     latest -> <newest as_of_date>    a relative symlink
+
+Every HTML file of a night carries a Content-Security-Policy (csp.py); a night with a
+page that does not is refused.
 
 A night is rendered into a hidden temporary folder beside the others and renamed into
 place when complete, so no reader ever sees half a night; `latest` is replaced by
@@ -31,13 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from customer_health import settings
-from customer_health.reporting import render
+from customer_health.reporting import csp, render
 from customer_health.reporting.data import MartsMissingError, NightData, load_night
 from customer_health.reporting.glossary import load_glossary
 from customer_health.reporting.model import team_view
+from customer_health.reporting.quality_page import QualityRun, load_quality_run
 
 NIGHT_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 LATEST = "latest"
+QUALITY_PAGE = "quality.html"
 STALE_SECONDS = 6 * 3600
 _TEMP_PREFIXES = (".tmp-", ".old-", ".latest-")
 
@@ -144,7 +151,7 @@ def _clean_stale(root: Path) -> None:
 
 
 def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None,
-                  earlier: list[str]) -> list[TeamReport]:
+                  earlier: list[str], checks: QualityRun | None) -> list[TeamReport]:
     currency = settings.reporting_currency()
     generated_at = datetime.now(UTC)
     teams_dir = folder / "teams"
@@ -172,13 +179,17 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
         render.write_team_csv(view, csv_path)
         reports.append(TeamReport(team, stem, html_path, csv_path, view.headline.accounts))
         index_rows.append({"team": team, "href": f"teams/{stem}.html", "h": view.headline})
+    quality_href = _safe_href((quality or {}).get("docs_path"))
+    if checks is not None:
+        (folder / QUALITY_PAGE).write_text(render.render_quality(checks), encoding="utf-8")
+        quality_href = QUALITY_PAGE
     (folder / "index.html").write_text(
         render.render_index(
             as_of_date=night.as_of_date,
             currency=currency,
             teams=index_rows,
             quality=quality,
-            quality_href=_safe_href((quality or {}).get("docs_path")),
+            quality_href=quality_href,
             marts_docs_href=_safe_href((quality or {}).get("marts_docs_path")),
             earlier_nights=earlier,
             generated_at=generated_at,
@@ -189,6 +200,15 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
         render.render_glossary(load_glossary(), night.as_of_date), encoding="utf-8"
     )
     return reports
+
+
+def _check_policies(folder: Path) -> None:
+    """Refuse a night holding an HTML page without a Content-Security-Policy."""
+    for page in sorted(folder.rglob("*.htm*")):
+        if page.suffix.lower() in (".html", ".htm") and not csp.has_policy(
+                page.read_text(encoding="utf-8", errors="replace")):
+            raise ReportError(f"{page.relative_to(folder)} carries no Content-Security-Policy:"
+                              " refusing to publish it")
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -228,11 +248,15 @@ def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
     """Render and publish every team's report of `as_of_date` from the marts at `url`.
 
     `quality` is the night's data-quality status shown on the index, e.g.
-    {"status": "passed", "failures": [], "warnings": [...], "docs_path": "quality/index.html"}
-    (docs_path relative to the night's folder, or an http(s) URL). A night whose status
-    is "failed" is refused: it publishes nothing and `latest` stays where it was.
-    `extra_folders` (name -> folder, e.g. {"quality": data_docs_dir}) are copied into
-    the night's folder before it is swapped in, so they appear with it atomically.
+    {"status": "passed", "failures": [], "warnings": [...], "run_id": "scheduled__…"}.
+    With a `run_id`, the night gets `quality.html`: every check that run stored in
+    `audit.quality_results` for `as_of_date` (and no other run's), linked from the index;
+    without one, an optional "docs_path" (relative to the night's folder, or an http(s)
+    URL) is linked instead. A night whose status is "failed" is refused: it publishes
+    nothing and `latest` stays where it was. `extra_folders` (name -> folder, e.g.
+    {"dbt-docs": folder}) are copied into the night's folder before it is swapped in, so
+    they appear with it atomically; every HTML page among them must carry a
+    Content-Security-Policy, or nothing is published (`ReportError`).
     """
     started = time.perf_counter()
     if quality and str(quality.get("status", "")).lower() == "failed":
@@ -244,15 +268,18 @@ def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
         night = load_night(url, as_of_date, schema)
     except MartsMissingError as exc:
         raise ReportError(str(exc)) from exc
+    run_id = (quality or {}).get("run_id")
+    checks = load_quality_run(url, as_of_date, str(run_id)) if run_id else None
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale(root)
     name = as_of_date.isoformat()
     earlier = [n for n in published_nights(root) if n != name][:60]
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     try:
-        teams = _render_night(night, tmp, quality, earlier)
+        teams = _render_night(night, tmp, quality, earlier, checks)
         for folder_name, source in (extra_folders or {}).items():
             shutil.copytree(source, _inside(tmp, folder_name))
+        _check_policies(tmp)
         tmp.chmod(0o755)
         final = _inside(root, name)
         _swap_in(tmp, final)

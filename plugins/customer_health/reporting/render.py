@@ -10,9 +10,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from customer_health.reporting import charts, formatting
+from customer_health.reporting import charts, csp, formatting
 from customer_health.reporting.glossary import Glossary
 from customer_health.reporting.model import TeamView
+from customer_health.reporting.quality_page import QualityRun
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -39,6 +40,7 @@ def _environment() -> Environment:
     for name in ("money", "score", "change", "percent", "days", "long_date", "short_date",
                  "band_label", "band_class"):
         env.filters[name] = getattr(formatting, name)
+    env.globals["content_security_policy"] = csp.REPORT_POLICY
     return env
 
 
@@ -83,6 +85,11 @@ def render_index(*, as_of_date: date, currency: str, teams: list[dict[str, Any]]
 
 def render_glossary(glossary: Glossary, as_of_date: date) -> str:
     return ENV.get_template("glossary.html").render(g=glossary, as_of_date=as_of_date)
+
+
+def render_quality(run: QualityRun) -> str:
+    """The night's data-quality page: every check of its run, observed values as text."""
+    return ENV.get_template("quality.html").render(run=run, as_of_date=run.as_of_date)
 
 
 def _totals(teams: list[dict[str, Any]]) -> dict[str, Any]:
