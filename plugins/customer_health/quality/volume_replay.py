@@ -8,8 +8,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from customer_health.contract import SYSTEMS, Entity, entities
+from customer_health.generate.output import LandingWriter
+from customer_health.generate.simulator import Simulator
 from customer_health.loading.landing import ExportFolder, landing_path
 from customer_health.quality.config import VolumeRule
 from customer_health.quality.volume import Baseline, Verdict, baseline, month_end_rhythm, verdict
@@ -37,6 +40,44 @@ def _nights(folder) -> list[date]:
         except ValueError:
             continue  # not an export folder
     return sorted(found)
+
+
+class _CountingWriter(LandingWriter):
+    """Takes the simulator's rows and keeps only their number per night and entity."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+        self.counts: dict[Entity, list[NightCount]] = {e: [] for e in self.entities}
+        self._night: tuple[date, bool] | None = None
+        self._rows: list[int] = []
+
+    def open(self, export_date: str, full: bool) -> None:
+        self.close()
+        self._night = (date.fromisoformat(export_date), full)
+        self._rows = [0] * len(self.entities)
+
+    def write(self, index: int, rows: list[list[str]]) -> None:
+        self._rows[index] += len(rows)
+
+    def close(self) -> None:
+        if self._night is None:
+            return
+        night, full = self._night
+        for entity, n in zip(self.entities, self._rows, strict=True):
+            self.counts[entity].append(NightCount(night, full, n))
+            self.totals[(entity.system, entity.name)] += n
+        self.folders += 1
+        self._night = None
+
+
+def generated_counts(*, accounts: int, start: date, days: int, seed: int,
+                     history_days: int = 730) -> dict[Entity, list[NightCount]]:
+    """The nights `generate_landing` would write with these arguments, counted, not
+    written (the same simulation, so the same rows)."""
+    writer = _CountingWriter()
+    Simulator(accounts=accounts, start=start, days=days, seed=seed,
+              history_days=history_days).run(".", writer=writer)
+    return writer.counts
 
 
 def manifest_counts(landing: str | os.PathLike[str]) -> dict[Entity, list[NightCount]]:
@@ -72,4 +113,4 @@ def replay(counts: Sequence[NightCount], rule: VolumeRule, suite: str) -> list[J
     return judged
 
 
-__all__ = ["Judged", "NightCount", "manifest_counts", "replay"]
+__all__ = ["Judged", "NightCount", "generated_counts", "manifest_counts", "replay"]
