@@ -78,12 +78,13 @@ def main(argv: list[str] | None = None) -> None:
           f"days={args.days} history_days={args.history_days}")
     print(f"rule: {rule}")
     head = (f"{'entity':<24}{'deltas':>7}{'old blocked':>15}{'new blocked':>15}"
-            f"{'new warned':>12}{'big nights':>12}{'half blocked':>14}{'double blocked':>16}")
+            f"{'new warned':>12}{'big nights':>12}{'half blocked':>14}{'double blocked':>16}"
+            f"{'own rows x0.5/x2 blocked':>26}")
     print(head)
     any_old: set = set()
     any_new: set = set()
     deltas: set = set()
-    totals = [0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0]
     for entity, counts in series.items():
         suite = f"raw.{entity.raw_table}"
         judged = [j for j in replay(counts, rule, suite) if not j.count.full]
@@ -93,18 +94,24 @@ def main(argv: list[str] | None = None) -> None:
         big = [j for j in judged if usual_and_big(j, rule)]
         half = sum(verdict(int(j.baseline.median / 2), j.baseline, rule).outcome == BLOCK
                    for j in big)
-        double = sum(verdict(int(j.baseline.median * 2), j.baseline, rule).outcome == BLOCK
+        double = sum(verdict(int(j.baseline.median * 2) + 1, j.baseline, rule).outcome == BLOCK
                      for j in big)
+        # the night's own rows halved or doubled (a night may itself lie off its median)
+        own = sum((verdict(j.count.rows // 2, j.baseline, rule).outcome == BLOCK)
+                  + (verdict(j.count.rows * 2, j.baseline, rule).outcome == BLOCK) for j in big)
         n = len(judged)
         any_old |= old
         any_new |= new
         deltas |= {j.count.night for j in judged}
-        for i, v in enumerate((len(old), len(new), n, len(big))):
+        for i, v in enumerate((len(old), len(new), n, len(big), own)):
             totals[i] += v
         print(f"{entity.raw_table:<24}{n:>7}{len(old):>7} ({len(old) / n:5.1%})"
               f"{len(new):>7} ({len(new) / n:5.1%}){warned:>12}{len(big):>12}"
-              f"{half:>8}/{len(big):<5}{double:>10}/{len(big):<5}")
+              f"{half:>8}/{len(big):<5}{double:>10}/{len(big):<5}{own:>14}/{2 * len(big):<5}")
     nights = len(deltas)
+    if totals[3]:
+        print(f"nights usually >= {BIG} rows that can block: {totals[3]}; their own rows halved"
+              f" or doubled blocked {totals[4]}/{2 * totals[3]} ({totals[4] / totals[3] / 2:.1%})")
     print(f"entity-nights blocked: old {totals[0]}/{totals[2]} ({totals[0] / totals[2]:.1%}),"
           f" new {totals[1]}/{totals[2]} ({totals[1] / totals[2]:.2%})")
     print(f"delta nights blocked (any entity): old {len(any_old)}/{nights} "
