@@ -117,7 +117,8 @@ def test_kinds_of_nights() -> None:
     assert kind_of(tuesday, False, RULE, month_end=False).label == "delta Tuesday"
     assert kind_of(tuesday, True, RULE, month_end=False).label == "full"
     # billing: the export of 1 March holds the changes of 28 February, the month-end peak
-    assert kind_of(date(2025, 3, 1), False, RULE, month_end=True).key == ("month_day", 28)
+    feb_28 = kind_of(date(2025, 3, 1), False, RULE, month_end=True)
+    assert feb_28.key == ("month_day", 28) and feb_28.label == "delta day-28 (month end)"
     assert kind_of(date(2025, 3, 1), False, RULE, month_end=False).key == ("weekday", 5)
     assert kind_of(date(2025, 3, 28), False, RULE, month_end=True).key == ("weekday", 4)
     assert is_quiet(date(2025, 12, 22), RULE) and is_quiet(date(2026, 1, 1), RULE)

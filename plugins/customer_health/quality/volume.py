@@ -38,7 +38,7 @@ class Kind:
     """What a night is compared with: `key` is equal for nights of the same kind."""
 
     key: tuple
-    label: str  # e.g. "delta Tuesday", "delta of month day 28", "full"
+    label: str  # e.g. "delta Tuesday", "delta day-28 (month end)", "full"
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ def kind_of(night: date, full: bool, rule: VolumeRule, month_end: bool) -> Kind:
         return Kind(("full",), "full")
     changes = night - timedelta(days=1)  # a delta holds the changes of the day before
     if month_end and changes.day >= rule.month_end_from:
-        return Kind(("month_day", changes.day),
-                    f"delta of month day {changes.day} (changes of the {changes.day}th)")
+        return Kind(("month_day", changes.day), f"delta day-{changes.day} (month end)")
     return Kind(("weekday", night.weekday()), f"delta {WEEKDAYS[night.weekday()]}")
 
 
