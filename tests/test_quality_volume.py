@@ -302,3 +302,23 @@ def test_severity_override_downgrades_a_blocked_volume(gx_root: Path, weekly: st
     monkeypatch.setenv("CHW_QUALITY_VOLUME_TOLERANCE", "3")
     _, wide = _volume(weekly, thursday, "run-wide")
     assert wide.success, wide.observed_value
+
+
+def test_billing_month_end_is_compared_with_the_same_month_day() -> None:
+    """Billing's 28th (the export of the 29th) is compared with earlier 28ths; it needs six
+    of them before a miss blocks."""
+    def month_ends(months: int, rows: int) -> dict[date, int]:
+        return {date(2026, 9 - m, 29): rows for m in range(months)}
+
+    weekdays = {date(2026, 10, 29) - timedelta(days=d): 300 for d in range(1, 60)
+                if (date(2026, 10, 29) - timedelta(days=d)).day != 29}
+    night = date(2026, 10, 29)  # a Thursday; its changes are of the 28th
+    peak = decide(night, False, 900, {**weekdays, **month_ends(6, 880)}, RULE, month_end=True)
+    assert peak.outcome == PASS and "6 earlier delta day-28 (month end)" in peak.reason
+    # the same night in a suite without a month-end rhythm is a Thursday like the others
+    crm = decide(night, False, 900, {**weekdays, **month_ends(6, 880)}, RULE, month_end=False)
+    assert crm.outcome == BLOCK and "delta Thursday" in crm.reason
+    short = decide(night, False, 300, {**weekdays, **month_ends(6, 880)}, RULE, month_end=True)
+    assert short.outcome == BLOCK
+    thin = decide(night, False, 300, {**weekdays, **month_ends(5, 880)}, RULE, month_end=True)
+    assert thin.outcome == WARN and "fewer than 6: warns" in thin.reason
