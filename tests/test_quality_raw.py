@@ -195,7 +195,7 @@ def test_volume_far_from_recent_nights_of_the_same_kind_blocks(
     volume = [o for o in report.failures if o.suite == "raw.crm_nps_responses"]
     assert [o.expectation for o in volume] == ["volume"]
     assert volume[0].observed_value.startswith(
-        "90 rows; expected 0..15 (median 2 of 4 earlier delta Friday night(s))")
+        "90 rows; expected 0..20 (median 2 of 4 earlier delta Friday night(s))")
     assert volume[0].details["volume"]["kind"] == "delta Friday"
 
 

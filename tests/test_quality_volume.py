@@ -126,12 +126,12 @@ def test_kinds_of_nights() -> None:
 
 
 def test_band_and_outcomes_of_the_pure_rule() -> None:
-    assert RULE.bounds(2000) == (1328, 3005)  # median / 1.5 - 5 .. median * 1.5 + 5
-    assert RULE.bounds(100) == (45, 155)  # median -/+ 5 sqrt(median), then 5 rows
-    assert RULE.bounds(0) == (0, 5)
-    # docs/quality.md: half the usual rows falls outside from 123 rows on, double from 36
-    assert [m for m in range(1, 2000) if m // 2 >= RULE.bounds(m)[0]][-1] == 122
-    assert [m for m in range(1, 2000) if 2 * m <= RULE.bounds(m)[1]][-1] == 35
+    assert RULE.bounds(2000) == (1323, 3010)  # median / 1.5 - 10 .. median * 1.5 + 10
+    assert RULE.bounds(100) == (40, 160)  # median -/+ 5 sqrt(median), then 10 rows
+    assert RULE.bounds(0) == (0, 10)
+    # docs/quality.md: half the usual rows falls outside from 141 rows on, double from 45
+    assert [m for m in range(1, 2000) if m // 2 >= RULE.bounds(m)[0]][-1] == 140
+    assert [m for m in range(1, 2000) if 2 * m <= RULE.bounds(m)[1]][-1] == 44
     tuesdays = {date(2026, 10, 27) - timedelta(weeks=w): 1000 + w for w in range(8)}
     mondays = {date(2026, 10, 26) - timedelta(weeks=w): 100 for w in range(8)}
     history = {**tuesdays, **mondays}
@@ -311,7 +311,7 @@ def test_billing_month_end_is_compared_with_the_same_month_day() -> None:
         return {date(2026, 9 - m, 29): rows for m in range(months)}
 
     weekdays = {date(2026, 10, 29) - timedelta(days=d): 300 for d in range(1, 60)
-                if (date(2026, 10, 29) - timedelta(days=d)).day != 29}
+                if (date(2026, 10, 29) - timedelta(days=d)).day not in (29, 30, 31, 1)}
     night = date(2026, 10, 29)  # a Thursday; its changes are of the 28th
     peak = decide(night, False, 900, {**weekdays, **month_ends(6, 880)}, RULE, month_end=True)
     assert peak.outcome == PASS and "6 earlier delta day-28 (month end)" in peak.reason
@@ -322,3 +322,9 @@ def test_billing_month_end_is_compared_with_the_same_month_day() -> None:
     assert short.outcome == BLOCK
     thin = decide(night, False, 300, {**weekdays, **month_ends(5, 880)}, RULE, month_end=True)
     assert thin.outcome == WARN and "fewer than 6: warns" in thin.reason
+    # the 30th: a miss warns, the day drifts over the year
+    the_30th = {d: 120 for d in (date(2026, 10, 1) - timedelta(days=n) for n in range(1, 300))
+                if (d - timedelta(days=1)).day == 30}  # exports of the 30th's changes
+    tail = decide(date(2026, 10, 1), False, 400, {**weekdays, **the_30th}, RULE, month_end=True)
+    assert tail.outcome == WARN and "delta day-30 (month end)" in tail.reason
+    assert "not every month has" in tail.reason

@@ -37,11 +37,12 @@ class VolumeRule:
     min_history: int = 3  # fewer earlier nights of the kind than this: the check only warns
     tolerance: float = 0.5  # allowed: median / (1 + t) .. median * (1 + t)
     noise_sd: float = 5.0  # ...or by this many sqrt(median)s, whichever is wider
-    slack_rows: int = 5  # then widened by this many rows each way, so tiny nights don't flap
+    slack_rows: int = 10  # then widened by this many rows each way, so tiny nights don't flap
     lookback_days: int = 400  # how far back earlier nights of the kind are looked for
     month_end_from: int = 28  # with a month-end rhythm: changes of this day on are own kinds
     month_end_suites: tuple[str, ...] = ("raw.billing_*",)  # suites with that rhythm
     month_end_min_history: int = 6  # month-end kinds recur monthly and drift: more history
+    month_end_warn_from: int = 29  # changes of this day on (not in every month): misses warn
     #: export dates (month, day)..(month, day), inclusive, where a short night only warns
     quiet_periods: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (((12, 22), (1, 1)),)
 
@@ -160,6 +161,8 @@ def load_config(path: Path | None = None) -> QualityConfig:
         month_end_suites=_patterns(vol, "month_end_suites", default.month_end_suites, where),
         month_end_min_history=_number(vol, "month_end_min_history",
                                       default.month_end_min_history, where, int),
+        month_end_warn_from=_number(vol, "month_end_warn_from", default.month_end_warn_from,
+                                    where, int),
         quiet_periods=_periods(vol, default.quiet_periods, where),
     )
     docs = doc.get("data_docs") or {}

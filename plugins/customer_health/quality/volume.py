@@ -10,7 +10,8 @@ nights *of the same kind* only:
 - for suites with a month-end rhythm (`month_end_suites`, billing by default), a delta
   whose day of changes (the day before the export date) is day `month_end_from` (28) or
   later of its month is compared with the deltas of the same day of month instead
-  (the 28th with earlier 28ths, whatever their weekday).
+  (the 28th with earlier 28ths, whatever their weekday); a miss on the 29th to 31st,
+  days not every month has, only warns.
 
 Nights in a quiet period (`quiet_periods`, e.g. the year end) are not used as a baseline
 for other nights, and a quiet night that falls short of its band only warns. `raw.py`
@@ -125,7 +126,9 @@ def verdict(rows: int, base: Baseline, rule: VolumeRule) -> Verdict:
     """PASS within the band; otherwise BLOCK, except WARN with fewer than
     `rule.min_history` earlier nights of the kind (`rule.month_end_min_history` for a
     month-end kind: it recurs once a month, and billing's month end drifts over the year),
-    or when a quiet night falls short."""
+    when a quiet night falls short, and on the month-end days not every month has
+    (`rule.month_end_warn_from`, the 29th on: renewals pile up there during the year and
+    move to the 28th every February, faster than a median of six months follows)."""
     if base.median is None:
         return Verdict(WARN, f"not compared: no earlier {base.kind.label} night")
     text = (f"expected {base.low}..{base.high} (median {base.median:g} of {base.nights} "
@@ -141,6 +144,9 @@ def verdict(rows: int, base: Baseline, rule: VolumeRule) -> Verdict:
     if base.quiet and rows < base.low:
         return Verdict(WARN, f"{text}; a quiet period (year end, holidays): a short night "
                              "warns")
+    if base.kind.key[0] == "month_day" and base.kind.key[1] >= rule.month_end_warn_from:
+        return Verdict(WARN, f"{text}; a month-end day not every month has: its volume "
+                             "drifts over the year, a miss warns")
     return Verdict(BLOCK, text)
 
 
