@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     any_old: set = set()
     any_new: set = set()
     deltas: set = set()
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0, 0]
     for entity, counts in series.items():
         suite = f"raw.{entity.raw_table}"
         judged = [j for j in replay(counts, rule, suite) if not j.count.full]
@@ -103,15 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         any_old |= old
         any_new |= new
         deltas |= {j.count.night for j in judged}
-        for i, v in enumerate((len(old), len(new), n, len(big), own)):
+        for i, v in enumerate((len(old), len(new), n, len(big), own, half, double)):
             totals[i] += v
         print(f"{entity.raw_table:<24}{n:>7}{len(old):>7} ({len(old) / n:5.1%})"
               f"{len(new):>7} ({len(new) / n:5.1%}){warned:>12}{len(big):>12}"
               f"{half:>8}/{len(big):<5}{double:>10}/{len(big):<5}{own:>14}/{2 * len(big):<5}")
     nights = len(deltas)
     if totals[3]:
-        print(f"nights usually >= {BIG} rows that can block: {totals[3]}; their own rows halved"
-              f" or doubled blocked {totals[4]}/{2 * totals[3]} ({totals[4] / totals[3] / 2:.1%})")
+        print(f"nights usually >= {BIG} rows that can block: {totals[3]}; with half their usual"
+              f" rows blocked {totals[5]}, with double {totals[6]}; their own rows halved or"
+              f" doubled blocked {totals[4]}/{2 * totals[3]} ({totals[4] / totals[3] / 2:.1%})")
     print(f"entity-nights blocked: old {totals[0]}/{totals[2]} ({totals[0] / totals[2]:.1%}),"
           f" new {totals[1]}/{totals[2]} ({totals[1] / totals[2]:.2%})")
     print(f"delta nights blocked (any entity): old {len(any_old)}/{nights} "
