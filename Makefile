@@ -16,7 +16,7 @@ help:
 	@echo "make demo   set up, then generate sample exports and run a few nights (chw demo)"
 	@echo "make test   set up, then run the test suite against an embedded PostgreSQL"
 	@echo "make lint   ruff (Python; sqlfluff cannot render the dbt macros offline, see DEVELOPERS.md)"
-	@echo "make bench  benchmarks: generator, loader, dbt, reports"
+	@echo "make bench  benchmarks: generator, loader, dbt, reports, raw volume check"
 	@echo "make setup  create .venv from uv.lock (brings its own uv if there is none)"
 
 $(TOOLS)/uv/bin/uv:

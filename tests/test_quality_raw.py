@@ -115,7 +115,9 @@ def test_little_history_makes_volume_warn_never_block(gx_root: Path,
                           landing=str(landing))
     volume = [o for o in report.outcomes if o.expectation == "volume"]
     assert len(volume) == 4 and all(o.severity == "warn" for o in volume)
-    assert all("1 earlier delta night" in o.observed_value for o in volume)
+    # 2026-11-03 is a Tuesday: no earlier delta Tuesday yet (docs/quality.md#volume)
+    assert all("not compared: no earlier delta Tuesday night" in o.observed_value
+               for o in volume)
     first = validate_raw(url, START, "run-volume-first", systems=["billing"])
     assert all("not compared: no earlier full night" in o.observed_value
                for o in first.warnings)
@@ -174,28 +176,31 @@ def test_a_warn_severity_expectation_is_reported_not_raised(
 def test_volume_far_from_recent_nights_of_the_same_kind_blocks(
         gx_root: Path, fresh_database_factory: Callable[[], str]) -> None:
     url = fresh_database_factory()
+    # no ledger here: the first night in raw counts as the full export; the deltas are
+    # four Fridays of 2 rows and tonight's Friday, 90 rows
+    nights = [date(2026, 10, 2), date(2026, 10, 9), date(2026, 10, 16), date(2026, 10, 23),
+              date(2026, 10, 30), date(2026, 11, 6)]
+    sizes = [500, 2, 2, 2, 2, 90]
     with psycopg.connect(url, autocommit=True) as conn:
         ensure_schemas(conn)
-        # no ledger here: the first night in raw counts as the full export
-        for n in range(6):
-            ensure_partition(conn, entity_of("crm_nps_responses"), date(2026, 11, 1 + n))
+        for night in nights:
+            ensure_partition(conn, entity_of("crm_nps_responses"), night)
         conn.execute(
             "insert into raw.crm_nps_responses (response_id, account_id, score, responded_at,"
             " _export_date, _source_file, _line_number)"
-            " select 'R' || n || '-' || i, 'A1', 7, d - interval '1 hour', d, 'x', i"
-            " from generate_series(0, 5) as n,"
-            " lateral (select date '2026-11-01' + n as d) as night,"
-            " lateral generate_series(1, case n when 0 then 500 when 5 then 90 else 2 end) i")
+            " select 'R' || n.d || '-' || i, 'A1', 7, n.d - interval '1 hour', n.d, 'x', i"
+            " from unnest(%s::date[], %s::int[]) as n(d, size),"
+            " lateral generate_series(1, n.size) as i", (nights, sizes))
     report = validate_raw(url, date(2026, 11, 6), "run-spike", systems=["crm"])
     volume = [o for o in report.failures if o.suite == "raw.crm_nps_responses"]
     assert [o.expectation for o in volume] == ["volume"]
     assert volume[0].observed_value.startswith(
-        "90 rows; expected 0..24 (median 2 of 4 earlier delta night(s))")
-    assert volume[0].details["volume"]["kind"] == "delta"
+        "90 rows; expected 0..20 (median 2 of 4 earlier delta Friday night(s))")
+    assert volume[0].details["volume"]["kind"] == "delta Friday"
 
 
 def test_volume_bounds_and_severity_rules() -> None:
-    rule = VolumeRule(nights=7, min_history=3, tolerance=1.0, slack_rows=20)
+    rule = VolumeRule(nights=7, min_history=3, tolerance=1.0, slack_rows=20, noise_sd=0)
     assert rule.bounds(1000) == (480, 2020)
     assert rule.bounds(2) == (0, 24)
     config = load_config(Path("/nonexistent/quality.yml"))

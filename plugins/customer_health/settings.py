@@ -73,6 +73,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(applied after expectations/quality.yml)",
     ),
     EnvVar(
+        "CHW_QUALITY_VOLUME_TOLERANCE",
+        "",
+        "the raw volume check's band, e.g. 0.5: a night passes within median / 1.5 .. "
+        "median * 1.5 of its kind (unset: expectations/quality.yml, default 0.5)",
+    ),
+    EnvVar(
         "CHW_REPORT_RECIPIENTS",
         "",
         "YAML file mapping each account team to the addresses that receive its report "
@@ -151,6 +157,20 @@ def quarantine_threshold() -> float:
         raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} is not a number") from exc
     if not 0 <= value <= 1:
         raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} must lie between 0 and 1")
+    return value
+
+
+def quality_volume_tolerance() -> float | None:
+    """The raw volume check's tolerance from the environment; None: quality.yml's."""
+    raw = _env("CHW_QUALITY_VOLUME_TOLERANCE")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"CHW_QUALITY_VOLUME_TOLERANCE={raw!r} is not a number") from exc
+    if not 0 <= value < 100:
+        raise ValueError(f"CHW_QUALITY_VOLUME_TOLERANCE={raw!r} must lie in 0..100")
     return value
 
 

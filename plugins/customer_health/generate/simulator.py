@@ -238,11 +238,15 @@ class Simulator:
 
     # ----- the loop -----------------------------------------------------------------------
     def run(self, out: str | Path, progress: Callable[[int, int], None] | None = None,
-            overwrite: bool = False) -> GenerateSummary:
+            overwrite: bool = False, writer: LandingWriter | None = None) -> GenerateSummary:
+        """Writes the export folders under `out`, or hands them to `writer` (its own
+        LandingWriter, e.g. one that only counts rows) and writes nothing itself."""
         t_start = time.perf_counter()
         out = Path(out)
-        LandingWriter.prepare(out, overwrite)
-        self.writer = writer = LandingWriter(out)
+        if writer is None:
+            LandingWriter.prepare(out, overwrite)
+            writer = LandingWriter(out)
+        self.writer = writer
         for i, folder in enumerate(range(self.S, self.S + self.days)):
             writer.open(self.clock.date(folder), full=i == 0)
             for d in range(0, self.S) if i == 0 else (folder - 1,):

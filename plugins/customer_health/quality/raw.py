@@ -1,14 +1,14 @@
 """The raw gate: one suite per raw entity, validating one night's rows.
 
 A night's batch is `raw.<table> where _export_date = <export date>` (a view: see
-batches.py). Volume compares the night's row count with
-the median of recent earlier nights *of the same kind* (full with full, delta with
-delta): see docs/quality.md.
+batches.py). Volume compares the night's row count with the median of earlier nights
+*of the same kind* (full with full; a delta with deltas of the same weekday, or of the
+same month day for billing's month end): the rule is in volume.py, the counts come from
+the ledger of loads. See docs/quality.md.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -27,10 +27,14 @@ from customer_health.quality.suites import (
     VOLUME_MIN,
     raw_suite,
 )
+from customer_health.quality.volume import (
+    PASS,
+    Baseline,
+    baseline,
+    month_end_rhythm,
+    verdict,
+)
 from customer_health.raw_schema import ensure_schemas
-
-#: How far back the ledger is read for earlier nights of the same kind.
-HISTORY_LOOKBACK_NIGHTS = 120
 
 
 def latest_allowed(export_date: date) -> datetime:
@@ -52,23 +56,31 @@ def _manifest_full(landing: str | None, system: str, night: date) -> bool | None
     return None if manifest is None else manifest.full
 
 
-def _nights(conn: psycopg.Connection, entity: Entity, before: date) -> list[date]:
-    """Earlier nights of this entity whose last load attempt was not rejected, newest
-    first; without any ledger rows (rows loaded by other means), the raw table's nights."""
+def earlier_counts(conn: psycopg.Connection, entity: Entity, before: date,
+                   lookback_days: int) -> dict[date, int]:
+    """Rows of each earlier night of this entity within `lookback_days` before `before`,
+    from the ledger: the rows loaded by the night's last load (a `skipped` re-delivery
+    changes nothing; a night whose last load was rejected is left out). Without any ledger
+    rows of the entity (rows loaded by other means), counted in the raw table."""
+    since = before - timedelta(days=lookback_days)
     rows = conn.execute(
-        "select export_date from (select distinct on (export_date) export_date, status"
-        " from audit.load_ledger where system = %s and entity = %s and export_date < %s"
-        " order by export_date, load_id desc) as t where status <> 'rejected'"
-        " order by export_date desc limit %s",
-        (entity.system, entity.name, before, HISTORY_LOOKBACK_NIGHTS),
+        "select export_date, status, rows_loaded from (select distinct on (export_date)"
+        " export_date, status, rows_loaded from audit.load_ledger where system = %s"
+        " and entity = %s and export_date >= %s and export_date < %s and status <> 'skipped'"
+        " order by export_date, load_id desc) as t",
+        (entity.system, entity.name, since, before),
     ).fetchall()
     if rows:
-        return [r[0] for r in rows]
+        return {d: n for d, status, n in rows if status != "rejected"}
+    known = conn.execute("select exists (select from audit.load_ledger where system = %s"
+                         " and entity = %s)", (entity.system, entity.name)).fetchone()[0]
+    if known:
+        return {}
     query = sql.SQL(
-        "select distinct _export_date from {} where _export_date < %s"
-        " order by 1 desc limit %s"
+        "select _export_date, count(*) from {} where _export_date >= %s"
+        " and _export_date < %s group by 1"
     ).format(sql.Identifier("raw", entity.raw_table))
-    return [r[0] for r in conn.execute(query, (before, HISTORY_LOOKBACK_NIGHTS)).fetchall()]
+    return dict(conn.execute(query, (since, before)).fetchall())
 
 
 def _first_night(conn: psycopg.Connection, system: str) -> date | None:
@@ -104,41 +116,37 @@ class _Kinds:
 
 
 def volume_plan(conn: psycopg.Connection, entity: Entity, night: date, kinds: _Kinds,
-                config: QualityConfig) -> dict:
-    """Bounds for the night's row count, and how they were found."""
+                config: QualityConfig) -> Baseline:
+    """The band for the night's row count, and the earlier nights it came from."""
     rule = config.volume
-    earlier = _nights(conn, entity, night)
-    full = kinds.full(night)
-    same = [n for n in earlier if kinds.full(n) == full][: rule.nights]
-    counts = dict.fromkeys(same, 0)
-    if same:
-        query = sql.SQL(
-            "select _export_date, count(*) from {} where _export_date = any(%s) group by 1"
-        ).format(sql.Identifier("raw", entity.raw_table))
-        counts.update(dict(conn.execute(query, (same,)).fetchall()))
-    plan = {"kind": "full" if full else "delta", "earlier_nights": len(same),
-            "counts": {n.isoformat(): c for n, c in sorted(counts.items())}}
-    if not same:
-        return {**plan, "min": 0, "max": None, "median": None}
-    median = statistics.median(counts.values())
-    low, high = rule.bounds(median)
-    return {**plan, "min": low, "max": high, "median": median}
+    counts = earlier_counts(conn, entity, night, rule.lookback_days)
+    return baseline(night, kinds.full(night), counts, rule,
+                    month_end_rhythm(rule, f"raw.{entity.raw_table}"), kinds.full)
 
 
-def _volume_adjust(plan: dict, config: QualityConfig):
+def _plan_details(base: Baseline) -> dict:
+    return {"kind": base.kind.label, "quiet_period": base.quiet,
+            "earlier_nights": base.nights, "median": base.median,
+            "min": base.low, "max": base.high,
+            "counts": {d.isoformat(): n for d, n in base.counts.items()}}
+
+
+def _volume_adjust(base: Baseline, config: QualityConfig):
+    """GX checked the count against the band; the rule adds why, and what a miss means:
+    a warning with too little history or on a short quiet night, else the configured
+    severity (block unless CHW_QUALITY_SEVERITY or quality.yml say warn)."""
     def adjust(outcome: Outcome) -> Outcome:
-        details = {**outcome.details, "volume": plan}
-        kind, n = plan["kind"], plan["earlier_nights"]
-        if n == 0:
-            return replace(outcome, severity=WARN, success=False, details=details,
-                           observed_value=f"{outcome.observed_value} rows; not compared: no "
-                           f"earlier {kind} night")
-        text = (f"{outcome.observed_value} rows; expected {plan['min']}..{plan['max']} "
-                f"(median {plan['median']:g} of {n} earlier {kind} night(s))")
-        if n < config.volume.min_history:
-            text += f"; only {n} earlier night(s), fewer than {config.volume.min_history}: warns"
-            return replace(outcome, severity=WARN, observed_value=text, details=details)
-        return replace(outcome, observed_value=text, details=details)
+        details = {**outcome.details, "volume": _plan_details(base)}
+        observed = outcome.details.get("result", {}).get("observed_value")
+        if "exception" in outcome.details or observed is None:
+            return replace(outcome, details=details)
+        judged = verdict(int(observed), base, config.volume)
+        text = f"{observed} rows; {judged.reason}"
+        if judged.outcome == PASS:
+            return replace(outcome, observed_value=text, details=details)
+        severity = WARN if judged.outcome == WARN else outcome.severity
+        return replace(outcome, severity=severity, success=False, observed_value=text,
+                       details=details)
 
     return adjust
 
@@ -171,7 +179,7 @@ def validate_raw(url: str, export_date: date | str, run_id: str,
             for entity, spec in specs:
                 plan = plans[entity]
                 params = {LATEST_ALLOWED: latest_allowed(night),
-                          VOLUME_MIN: plan["min"], VOLUME_MAX: plan["max"]}
+                          VOLUME_MIN: plan.low, VOLUME_MAX: plan.high}
                 outcomes, ids = run_suite(context, spec, config, run_id, None, params,
                                           adjust={"volume": _volume_adjust(plan, config)})
                 report.outcomes.extend(outcomes)
@@ -180,4 +188,4 @@ def validate_raw(url: str, export_date: date | str, run_id: str,
     return report
 
 
-__all__ = ["latest_allowed", "validate_raw", "volume_plan"]
+__all__ = ["earlier_counts", "latest_allowed", "validate_raw", "volume_plan"]
