@@ -164,15 +164,21 @@ def warehouse_status() -> None:
 def warehouse_grant_analyst() -> None:
     """Create (or repair) the read-only role chw_analyst: SELECT on marts, nothing else.
 
-    The role cannot log in; grant it to an analyst's login role:
+    Whatever was granted before is revoked (schemas, tables, sequences, default
+    privileges, role memberships); PUBLIC loses TEMP and CREATE in the warehouse. The
+    role cannot log in; grant it to an analyst's login role:
     `chw sql -c "grant chw_analyst to alice"`.
     """
-    from customer_health.transform import ANALYST_ROLE, create_analyst_role
+    from customer_health.analyst_role import AnalystRoleError, grant_analyst
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
-        create_analyst_role(url)
-    click.echo(f"role {ANALYST_ROLE} may select from marts and read nothing else")
+        try:
+            result = grant_analyst(url)
+        except AnalystRoleError as exc:
+            raise click.ClickException(str(exc)) from None
+    for line in result.describe():
+        click.echo(line)
 
 
 def _psql_path() -> str:
