@@ -5,11 +5,15 @@ gates' failures: test_nightly_dag.py.)"""
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -27,7 +31,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _chw(args: list[str], home: Path, url: str, **extra: str) -> subprocess.CompletedProcess:
+def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "CHW_HOME": str(home),
@@ -37,9 +41,13 @@ def _chw(args: list[str], home: Path, url: str, **extra: str) -> subprocess.Comp
     }
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]  # each chw run configures its own Airflow home under CHW_HOME
+    return env
+
+
+def _chw(args: list[str], home: Path, url: str, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "customer_health.cli", *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=_env(home, url, **extra), capture_output=True, text=True, timeout=600,
     )
 
 
@@ -64,3 +72,59 @@ def test_a_night_with_a_missing_file_fails_and_names_task_and_file(
             "select count(*) from audit.load_ledger where system = 'crm'"
         ).fetchone()[0]
     assert loaded == 0  # nothing of the incomplete folder was loaded
+
+
+@pytest.mark.parametrize(("command", "sig"), [
+    (["run", "--date", "2026-11-02"], signal.SIGTERM),
+    (["backfill", "--start", "2026-11-02", "--end", "2026-11-03"], signal.SIGINT),
+])
+def test_a_signal_stops_a_waiting_night_and_leaves_no_process(
+    landing: Path, fresh_database, tmp_path: Path, command: list[str], sig: signal.Signals
+) -> None:
+    broken = tmp_path / "landing"
+    subprocess.run(["cp", "-r", str(landing), str(broken)], check=True)
+    for name in ("contacts.csv", "_manifest.json"):  # the export is not there yet
+        (broken / "crm" / "2026-11-02" / name).unlink()
+    url = fresh_database()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "customer_health.cli", *command, "--landing", str(broken)],
+        env=_env(tmp_path, url, CHW_EXPORT_WAIT_TIMEOUT="3600", CHW_EXPORT_POKE_INTERVAL="1"),
+        stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "wait_for_crm_export ..." in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert waiting.wait(timeout=400), "".join(lines)
+        night = psutil.Process(proc.pid).children(recursive=True)
+        assert night  # the run's own process (and whatever it started)
+        proc.send_signal(sig)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=30)
+    stderr = "".join(lines)
+    assert code == 128 + sig, stderr
+    assert f"STOPPED by {sig.name}" in stderr
+    assert "Traceback" not in stderr
+    if command[0] == "backfill":
+        assert "backfill stopped at 2026-11-02; nights after it were not run" in stderr
+    assert not [p for p in night if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    with psycopg.connect(url) as conn:  # nothing published, nothing loaded
+        assert conn.execute("select to_regnamespace('marts')").fetchone()[0] is None
+        assert conn.execute("select count(*) from audit.load_ledger where system = 'crm'"
+                            ).fetchone()[0] == 0
+    reports = tmp_path / "reports"
+    assert not reports.exists() or not any(reports.iterdir())
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as meta:
+        assert meta.execute("select state from dag_run").fetchall() == [("failed",)]
+        assert ("wait_for_crm_export", "failed") in meta.execute(
+            "select task_id, state from task_instance").fetchall()
