@@ -88,7 +88,9 @@ def test_a_signal_stops_a_waiting_night_and_leaves_no_process(
     url = fresh_database()
     proc = subprocess.Popen(
         [sys.executable, "-m", "customer_health.cli", *command, "--landing", str(broken)],
-        env=_env(tmp_path, url, CHW_EXPORT_WAIT_TIMEOUT="3600", CHW_EXPORT_POKE_INTERVAL="1"),
+        # dag.test() starts the run at its logical date: a wait long enough to still be on
+        env=_env(tmp_path, url, CHW_EXPORT_WAIT_TIMEOUT="1000000000",
+                 CHW_EXPORT_POKE_INTERVAL="1"),
         stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     waiting = threading.Event()
@@ -96,8 +98,9 @@ def test_a_signal_stops_a_waiting_night_and_leaves_no_process(
     def read() -> None:
         for line in proc.stderr:
             lines.append(line)
-            if "wait_for_crm_export ..." in line:
-                waiting.set()
+            if "wait_for_crm_export ..." in line and len(
+                    [ln for ln in lines if "wait_for_crm_export ..." in ln]) > 1:
+                waiting.set()  # started a second time: it is waiting (rescheduled)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -114,6 +117,9 @@ def test_a_signal_stops_a_waiting_night_and_leaves_no_process(
     stderr = "".join(lines)
     assert code == 128 + sig, stderr
     assert f"STOPPED by {sig.name}" in stderr
+    log = next((tmp_path / "logs" / "runs").glob("*.log")).read_text()
+    assert ("export folder crm/2026-11-02 incomplete, waiting: missing"
+            " crm/2026-11-02/contacts.csv") in log  # it was stopped while waiting
     assert "Traceback" not in stderr
     if command[0] == "backfill":
         assert "backfill stopped at 2026-11-02; nights after it were not run" in stderr
