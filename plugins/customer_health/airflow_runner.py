@@ -360,7 +360,7 @@ def _child_main(request_json: str, fd: int) -> None:
             dag_id, logical_date, request["conf"],
             lambda event: send({"event": event.kind, "task": event.task_id}), log_path))
     except NightStopped:
-        _mark_stopped(dag_id, logical_date)
+        _mark_stopped(dag_id, logical_date, log_path)
         result = ("stopped", _STATE.current_task)
     except (DagImportError, NotScheduled) as exc:
         result = ("error", exc)
@@ -408,10 +408,11 @@ def _stoppable_run_task(original: Callable) -> Callable:
     return run_task
 
 
-def _mark_stopped(dag_id: str, logical_date: datetime) -> None:
+def _mark_stopped(dag_id: str, logical_date: datetime, log_path: Path) -> None:
     """Best effort: the stopped run and its unfinished tasks are failed in the metadata
-    (so the Airflow UI does not show them running forever)."""
-    with contextlib.suppress(Exception):
+    (so the Airflow UI does not show them running forever); a failure goes to the log."""
+    try:
+        from airflow import settings as airflow_settings
         from airflow.models.dagrun import DagRun
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
@@ -421,6 +422,10 @@ def _mark_stopped(dag_id: str, logical_date: datetime) -> None:
         under_way = [TaskInstanceState.RUNNING, TaskInstanceState.QUEUED,
                      TaskInstanceState.SCHEDULED, TaskInstanceState.UP_FOR_RESCHEDULE,
                      TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.DEFERRED]
+        # the stop may have cut a query of dag.test()'s session short: start afresh
+        with contextlib.suppress(Exception):
+            airflow_settings.Session.rollback()
+        airflow_settings.Session.remove()
         with create_session() as session:
             for run in session.scalars(select(DagRun).where(
                     DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)):
@@ -428,6 +433,10 @@ def _mark_stopped(dag_id: str, logical_date: datetime) -> None:
                     TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id,
                     TaskInstance.state.in_(under_way)).values(state=TaskInstanceState.FAILED))
                 run.state = DagRunState.FAILED
+    except Exception:  # noqa: BLE001 - the stop itself must go on
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write("could not mark the stopped run failed in Airflow's metadata:\n")
+            traceback.print_exc(file=log)
 
 
 def _run_dag_here(
