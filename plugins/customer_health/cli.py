@@ -538,9 +538,11 @@ def entrypoint() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main(prog_name="chw", standalone_mode=False)
-    except click.ClickException as exc:
+    except click.UsageError as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
     except click.Abort:
         _fail("interrupted", 130)
     except NightStopped as exc:
