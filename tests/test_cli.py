@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import pytest
@@ -136,3 +139,33 @@ def test_a_failed_task_keeps_the_error_line_of_a_warehouse_outage() -> None:
         'psycopg.OperationalError: connection failed: connection to server at "10.0.0.1",'
         " port 5432 failed: Connection refused",
         "Is the server running on that host and accepting TCP/IP connections?"]
+
+
+@pytest.mark.parametrize(("task_id", "finishes"), [("publish_marts", True), ("dbt_build", False)])
+def test_a_stop_request_lets_a_publishing_task_finish_and_interrupts_any_other(
+        task_id: str, finishes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's side of a stop (SIGUSR1 from `chw`): a publishing task under way ends
+    whole, any other is interrupted at once; either way no further task starts."""
+    from customer_health import airflow_runner as runner
+
+    monkeypatch.setattr(runner, "_STATE", runner._ChildState())
+    previous = signal.signal(signal.SIGUSR1, runner._on_stop_request)
+    done: list[str] = []
+
+    def task(*, ti) -> str:
+        os.kill(os.getpid(), signal.SIGUSR1)  # the stop arrives while the task runs
+        for _ in range(100):
+            time.sleep(0.001)  # the handler runs between two bytecodes of this loop
+        done.append(ti.task_id)
+        return "result"
+
+    run_task = runner._stoppable_run_task(task)
+    try:
+        with pytest.raises(runner.NightStopped):
+            run_task(ti=SimpleNamespace(task_id=task_id))
+        assert done == ([task_id] if finishes else [])
+        with pytest.raises(runner.NightStopped):  # and nothing starts after it
+            run_task(ti=SimpleNamespace(task_id="notify_published"))
+        assert done == ([task_id] if finishes else [])
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
