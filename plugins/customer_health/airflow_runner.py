@@ -9,11 +9,12 @@ failed tasks with the error each raised.
 Stopping. Airflow's in-process task runner (`run_task_in_process`, used by dag.test())
 installs its own SIGTERM handler for each task, which only calls the operator's
 `on_kill()` and lets the run go on: a SIGTERM sent to the process running dag.test()
-is swallowed. So the run happens in a forked child in a process group of its own,
+is swallowed. So the run happens in a child process (`python -m
+customer_health.airflow_runner`) in a process group of its own,
 and this process (the `chw` command) keeps the signals: on SIGTERM or SIGINT it asks
 the child to stop (SIGUSR1). The child then lets a publishing task that is under way
 (`publish_marts`, `publish_reports`, `notify_published`) finish, interrupts any other
-task at once, starts no further task and marks the run and its unfinished tasks failed
+task at once, starts no further task and marks the run and its tasks under way failed
 in Airflow's metadata. A child that has not ended after CHW_STOP_GRACE seconds, or a
 second signal, gets SIGKILL; either way the whole process group is killed at the end,
 so nothing the night started keeps running. `run_dag` then raises `NightStopped`.
@@ -409,7 +410,7 @@ def _stoppable_run_task(original: Callable) -> Callable:
 
 
 def _mark_stopped(dag_id: str, logical_date: datetime, log_path: Path) -> None:
-    """Best effort: the stopped run and its unfinished tasks are failed in the metadata
+    """Best effort: the stopped run and its tasks under way are failed in the metadata
     (so the Airflow UI does not show them running forever); a failure goes to the log."""
     try:
         from airflow import settings as airflow_settings
