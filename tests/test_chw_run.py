@@ -5,7 +5,9 @@ gates' failures: test_nightly_dag.py.)"""
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from customer_health.generate import generate_landing
 
@@ -134,3 +137,47 @@ def test_a_signal_stops_a_waiting_night_and_leaves_no_process(
         assert meta.execute("select state from dag_run").fetchall() == [("failed",)]
         assert ("wait_for_crm_export", "failed") in meta.execute(
             "select task_id, state from task_instance").fetchall()
+
+
+def _one_connection_proxy(upstream_host: str, upstream_port: int) -> int:
+    """A port that relays the first connection to the warehouse and refuses every later
+    one: `chw run`'s check passes, then the warehouse is gone for the night's tasks."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def relay() -> None:
+        client, _ = listener.accept()
+        listener.close()  # from now on: connection refused
+        server = socket.create_connection((upstream_host, upstream_port))
+        with client, server:
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 30)
+                if not ready:
+                    return
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    (server if src is client else client).sendall(data)
+
+    threading.Thread(target=relay, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_a_warehouse_outage_during_a_night_names_its_cause(
+    landing: Path, fresh_database, tmp_path: Path
+) -> None:
+    url = fresh_database()
+    params = conninfo_to_dict(url)
+    port = _one_connection_proxy(params.get("host") or "127.0.0.1", int(params.get("port") or 5432))
+    params.update(host="127.0.0.1", port=str(port))
+    proc = _chw(["run", "--date", "2026-11-01", "--landing", str(landing)], tmp_path,
+                make_conninfo(**params))
+    assert proc.returncode == 1, proc.stderr
+    assert "failed task: prepare_warehouse" in proc.stderr
+    # the driver's own line with host, port and cause, then its hint: not the hint alone
+    assert f'connection to server at "127.0.0.1", port {port} failed: Connection refused' \
+        in proc.stderr
+    assert "Is the server running on that host" in proc.stderr
+    assert "Traceback" not in proc.stderr
