@@ -13,7 +13,8 @@ one that someone widened, in one transaction on the warehouse database:
    database, CREATE on every schema, every write privilege on every table and sequence,
    and everything in the project's private schemas (raw, audit, staging, intermediate,
    seeds, snapshots, marts_shadow), their default privileges included. TEMP is granted
-   back explicitly to the roles that own the database or objects in it (the pipeline);
+   back explicitly to the roles that own the database or objects in it, or hold CREATE
+   on it (the pipeline);
 4. the role gets CONNECT on the database, USAGE on `marts`, SELECT on its tables and,
    through default privileges of every role owning a table there, on tables created
    later. The nightly swap (customer_health.wap) carries these over to the new `marts`.
@@ -232,8 +233,9 @@ def _revoke_from_public(conn: Connection) -> list[str]:
 
 def _grant_temp_to_owners(conn: Connection, role: str) -> list[str]:
     """TEMP, taken from PUBLIC, goes back to the roles that own the database or objects
-    in it (the pipeline's user; dbt's incremental models use temporary tables), never
-    to the analyst role or its members."""
+    in it or may create schemas in it (the pipeline's user, even before it created
+    anything; dbt's incremental models use temporary tables), never to the analyst role
+    or its members."""
     owners = [r[0] for r in conn.execute(
         """
         with recursive members(oid) as (
@@ -246,9 +248,13 @@ def _grant_temp_to_owners(conn: Connection, role: str) -> list[str]:
             union select relowner from pg_class c join pg_namespace n on n.oid = c.relnamespace
                   where n.nspname !~ '^(pg_|information_schema$)'
             union select oid from pg_roles where rolname = current_user
+            union select a.grantee from pg_database d, aclexplode(d.datacl) a
+                  where d.datname = current_database() and a.privilege_type = 'CREATE'
+                    and a.grantee <> 0
         )
         select r.rolname from owners o join pg_roles r on r.oid = o.oid
         where o.oid not in (select oid from members) and not r.rolsuper
+          and r.rolname !~ '^pg_'  -- predefined roles (pg_database_owner owns public)
           and not has_database_privilege(r.oid, current_database(), 'TEMPORARY')
         order by 1
         """, {"role": role}).fetchall()]
