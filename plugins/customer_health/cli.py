@@ -164,15 +164,21 @@ def warehouse_status() -> None:
 def warehouse_grant_analyst() -> None:
     """Create (or repair) the read-only role chw_analyst: SELECT on marts, nothing else.
 
-    The role cannot log in; grant it to an analyst's login role:
+    Whatever was granted before is revoked (schemas, tables, sequences, default
+    privileges, role memberships); PUBLIC loses TEMP and CREATE in the warehouse. The
+    role cannot log in; grant it to an analyst's login role:
     `chw sql -c "grant chw_analyst to alice"`.
     """
-    from customer_health.transform import ANALYST_ROLE, create_analyst_role
+    from customer_health.analyst_role import AnalystRoleError, grant_analyst
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
-        create_analyst_role(url)
-    click.echo(f"role {ANALYST_ROLE} may select from marts and read nothing else")
+        try:
+            result = grant_analyst(url)
+        except AnalystRoleError as exc:
+            raise click.ClickException(str(exc)) from None
+    for line in result.describe():
+        click.echo(line)
 
 
 def _psql_path() -> str:
@@ -186,14 +192,33 @@ def _psql_path() -> str:
 @click.option("-c", "--command", "query", help="Run this SQL and exit, instead of a session.")
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def sql(query: str | None, psql_args: tuple[str, ...]) -> None:
-    """Open psql on the warehouse (or run one query with -c)."""
+    """Open psql on the warehouse (or run one query with -c).
+
+    The password never appears on psql's command line (which every local user can
+    read): psql gets the connection without it and reads it from a passfile of its
+    own (mode 600, removed when psql exits)."""
+    import tempfile
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     from customer_health.warehouse import warehouse_session
 
-    with warehouse_session() as url:
-        args = [_psql_path(), url, "-v", "ON_ERROR_STOP=1", *psql_args]
+    with warehouse_session() as url, tempfile.TemporaryDirectory(prefix="chw-psql-") as tmp:
+        params = conninfo_to_dict(url)
+        password = params.pop("password", None)
+        env = dict(os.environ)
+        if password:
+            env.pop("PGPASSWORD", None)  # libpq would prefer it to the passfile
+            passfile = Path(tmp) / "pgpass"
+            escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"*:*:*:*:{escaped}\n")
+            env["PGPASSFILE"] = str(passfile)
+        args = [_psql_path(), make_conninfo(**params), "-v", "ON_ERROR_STOP=1", *psql_args]
         if query is not None:
             args += ["-c", query]
-        code = subprocess.call(args)
+        code = subprocess.call(args, env=env)
     sys.exit(code)
 
 
@@ -243,7 +268,9 @@ def _run_nightly(day: date, landing: str | None) -> bool:
     from customer_health.airflow_runner import (
         NIGHTLY_DAG_ID,
         DagImportError,
+        NightStopped,
         NotScheduled,
+        RunnerError,
         nightly_logical_date,
         run_dag,
     )
@@ -259,8 +286,15 @@ def _run_nightly(day: date, landing: str | None) -> bool:
     try:
         outcome = run_dag(NIGHTLY_DAG_ID, nightly_logical_date(day), {"landing": landing},
                           on_event)
-    except (DagImportError, NotScheduled) as exc:
+    except (DagImportError, NotScheduled, RunnerError) as exc:
         raise click.ClickException(str(exc)) from None
+    except NightStopped as exc:
+        during = f" during {exc.interrupted} (marked failed)" if exc.interrupted else ""
+        say(f"nightly run for {day}: STOPPED by {exc.signal_name}{during}; no task of it is"
+            " left running and nothing was half-published")
+        if exc.log_path:
+            say(f"  full Airflow log: {exc.log_path}")
+        raise
     if outcome.succeeded:
         say(f"nightly run for {day}: success ({len(outcome.tasks)} tasks); log {outcome.log_path}")
         return True
@@ -356,9 +390,16 @@ def backfill(first: date, last: date, landing: str | None) -> None:
     if last < first:
         raise click.BadParameter("--end is before --start")
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    from customer_health.airflow_runner import NightStopped
+
     with _warehouse_unless_remote():
         for day in days:
-            if not _run_nightly(day, landing):
+            try:
+                ok = _run_nightly(day, landing)
+            except NightStopped:
+                say(f"backfill stopped at {day}; nights after it were not run")
+                raise
+            if not ok:
                 say(f"backfill stopped at {day}; nights after it were not run")
                 sys.exit(1)
     say(f"backfill {first}..{last}: {len(days)} nights succeeded")
@@ -476,9 +517,46 @@ def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
     click.echo(f"  Airflow home : {settings.airflow_home()}")
 
 
-def entrypoint() -> None:  # pragma: no cover - console script shim
-    main(prog_name=os.path.basename(sys.argv[0]) or "chw")
+def _fail(message: str, code: int = 1) -> None:
+    """One line on stderr, never a traceback, and a non-zero exit."""
+    click.echo(f"chw: {message}", err=True)
+    sys.exit(code)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # context managers (the embedded warehouse) still close
+
+
+def entrypoint() -> None:
+    """The `chw` command: click's own error handling, plus one-line errors for an
+    unreachable warehouse, and exit 128+N for a run stopped by signal N."""
+    import signal
+
+    from customer_health.airflow_runner import NightStopped
+    from customer_health.warehouse import WarehouseError, connection_failure
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main(prog_name="chw", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("interrupted", 130)
+    except NightStopped as exc:
+        sys.exit(exc.exit_code)
+    except WarehouseError as exc:
+        _fail(str(exc).splitlines()[0])
+    except Exception as exc:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            _fail(connection_failure(settings.warehouse_url_setting(), exc))
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entrypoint()

@@ -111,6 +111,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         needed_by_dags=False,
     ),
     EnvVar(
+        "CHW_STOP_GRACE",
+        "20",
+        "seconds chw run/backfill give a stopped night (SIGTERM, SIGINT) to end its task "
+        "before it is killed",
+        needed_by_dags=False,
+    ),
+    EnvVar(
         "CHW_PROJECT_ROOT",
         "<checkout>",
         "folder holding dags/, dbt_project/ and "
@@ -237,6 +244,10 @@ def dbt_execution_mode() -> str:
             f"CHW_DBT_EXECUTION_MODE={mode!r}: expected one of {', '.join(DBT_EXECUTION_MODES)}"
         )
     return mode
+
+
+def stop_grace_seconds() -> int:
+    return _int("CHW_STOP_GRACE", 20)
 
 
 def api_poll_seconds() -> int:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from customer_health import settings
@@ -25,9 +23,6 @@ from customer_health.failures import PermanentFailure, is_transient_message
 
 ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
-
-#: Schemas the analyst role must never read, even if someone granted it by mistake before.
-_PRIVATE_SCHEMAS = ("raw", "audit", "staging", "intermediate", "seeds", "public")
 
 _ENV_LOCK = threading.Lock()
 
@@ -182,40 +177,7 @@ def generate_dbt_docs(url: str, out_dir: Path) -> Path:
 
 
 def create_analyst_role(url: str) -> None:
-    """Create (or repair) the read-only role `chw_analyst`: it may select from `marts` only.
+    """Create (or repair) the read-only role `chw_analyst`: see customer_health.analyst_role."""
+    from customer_health.analyst_role import grant_analyst
 
-    Idempotent. The role cannot log in itself; grant it to analysts' login roles
-    (`grant chw_analyst to alice`). Tables dbt creates later in `marts` are granted by
-    default privileges and by the project's on-run-end hook.
-    """
-    role = sql.Identifier(ANALYST_ROLE)
-    with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_roles where rolname = %s", (ANALYST_ROLE,)
-        ).fetchone()
-        if not exists:
-            with contextlib.suppress(psycopg.errors.DuplicateObject):  # a concurrent creator
-                conn.execute(sql.SQL("create role {} nologin").format(role))
-        conn.execute(sql.SQL(
-            "alter role {} nologin nosuperuser nocreatedb nocreaterole noinherit"
-        ).format(role))
-        conn.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(role))
-        with conn.transaction():
-            for schema in _PRIVATE_SCHEMAS:
-                if conn.execute(
-                    "select 1 from pg_namespace where nspname = %s", (schema,)
-                ).fetchone():
-                    conn.execute(sql.SQL(
-                        "revoke all on all tables in schema {s} from {r};"
-                        " revoke create on schema {s} from {r}"
-                    ).format(s=sql.Identifier(schema), r=role))
-            conn.execute(sql.SQL("create schema if not exists {}").format(
-                sql.Identifier(MARTS_SCHEMA)))
-            marts = sql.Identifier(MARTS_SCHEMA)
-            conn.execute(sql.SQL("grant usage on schema {} to {}").format(marts, role))
-            conn.execute(sql.SQL("revoke create on schema {} from {}").format(marts, role))
-            conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(
-                marts, role))
-            conn.execute(sql.SQL(
-                "alter default privileges in schema {} grant select on tables to {}"
-            ).format(marts, role))
+    grant_analyst(url)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
 import warnings
@@ -113,8 +114,10 @@ def _run_as_postgres_user(args: list[str], paths: EmbeddedPaths, timeout: float 
     )
     if proc.returncode != 0:
         log_tail = paths.log.read_text()[-2000:] if paths.log.exists() else ""
-        raise WarehouseError(
-            f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip()}\n{log_tail}"
+        first = (proc.stderr.strip().splitlines() or [""])[0]
+        raise WarehouseError(  # the first line is a whole message: the CLI prints only it
+            f"{Path(args[0]).name} failed ({proc.returncode}): {first} (see {paths.log})\n"
+            f"{proc.stderr.strip()}\n{log_tail}"
         )
     return proc.stdout
 
@@ -315,6 +318,7 @@ def warehouse_session() -> Iterator[str]:
     """
     configured = settings.warehouse_url_setting()
     if configured is not None:
+        check_connection(configured)  # one clear line now, not a traceback in a task later
         yield configured
         return
     url = acquire_embedded()
@@ -332,7 +336,32 @@ def check_connection(url: str) -> str:
         with psycopg.connect(url, connect_timeout=10) as conn:
             return conn.execute("show server_version").fetchone()[0]
     except psycopg.OperationalError as exc:
-        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {exc}") from exc
+        raise WarehouseError(connection_failure(url, exc)) from exc
+
+
+_FAILED_AT = re.compile(r'connection to server (?:at "[^"]*"(?: \([^)]*\))?, port \d+|on socket'
+                        r' "[^"]*") failed: (.*)$')
+
+
+def connection_failure(url: str | None, exc: BaseException) -> str:
+    """One line naming where the warehouse was looked for and why it did not answer, e.g.
+    `cannot reach the warehouse at 10.0.0.1:5432: connection refused`."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params: dict = {}
+    with contextlib.suppress(psycopg.ProgrammingError, TypeError):
+        params = conninfo_to_dict(url or "")
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    cause = lines[0] if lines else type(exc).__name__
+    cause = cause.removeprefix("connection failed: ")
+    if m := _FAILED_AT.search(cause):
+        cause = m.group(1)
+    cause = re.sub(r"^(FATAL|ERROR):\s+", "", cause)
+    if cause[:1].isupper() and cause[1:2].islower():
+        cause = cause[0].lower() + cause[1:]  # "Connection refused" -> "connection refused"
+    return f"cannot reach the warehouse at {host}:{port}: {cause}"
 
 
 def redact(url: str) -> str:
