@@ -9,6 +9,9 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/uv/bin/uv)
 VENV := .venv/bin
+# make test runs the suite in this many pytest-xdist workers, a test file per worker (its
+# module fixtures, such as a history of nights, are built once); 0 runs it in one process.
+PYTEST_WORKERS ?= 3
 
 .PHONY: setup demo test test-server lint bench clean help
 
@@ -33,7 +36,7 @@ demo: setup
 	$(VENV)/chw demo
 
 test: setup
-	$(VENV)/pytest $(PYTEST_ARGS)
+	$(VENV)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/ruff check .
