@@ -7,6 +7,7 @@ expected figures are worked out by hand in docs/marts.md ("Worked example").
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,7 +18,8 @@ import psycopg
 import pytest
 from marts_helpers import E0, E1, SCENARIO, by_key, fetch, load_export_via_loader
 
-from customer_health import transform
+from customer_health import settings, transform
+from customer_health.quality import validate_marts
 
 MARTS = ("customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
          "customer_lifetime_value", "nps_monthly", "account_team_summary")
@@ -156,6 +158,21 @@ def test_customer_health_second_night(built: Built) -> None:
     # the first night's rows stay as they were
     assert _rows(built.second, "customer_health", as_of_date=E0) == \
         _rows(built.first, "customer_health", as_of_date=E0)
+
+
+def test_the_marts_gate_passes_the_night_of_a_new_account(
+        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On 31 October A7 is in the CRM and nowhere else: its unscored row is what the gate
+    expects (no not_null on the score; score, band and components agree)."""
+    shutil.copytree(settings.expectations_dir(), tmp_path / "expectations",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("CHW_PROJECT_ROOT", str(tmp_path))  # GX stores nothing in the checkout
+    monkeypatch.delenv("CHW_QUALITY_SEVERITY", raising=False)
+    report = validate_marts(built.url, "marts", E0, "run-new-account")
+    assert report.failures == [], report.summary()
+    outcomes = {o.expectation: o for o in report.outcomes if o.suite == "marts.customer_health"}
+    assert outcomes["row_count_matches_accounts"].observed_value == "6"  # A7 included
+    assert outcomes["score_null_exactly_without_components"].success
 
 
 def test_customer_inactivity(built: Built) -> None:
