@@ -210,6 +210,20 @@ def test_unscored_and_thin_accounts_carry_their_marks(published: PublishResult) 
     assert "Not scored yet" in glossary
 
 
+def test_marts_without_scored_components_count_the_components(
+    fresh_database_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """Marts built before scored_components existed still get their marks."""
+    url = fresh_database_factory()
+    fill_marts(url, nights=1, schema="old_marts")
+    with psycopg.connect(url) as conn:
+        conn.execute("alter table old_marts.customer_health drop column scored_components")
+    page = publish_reports(url, AS_OF, tmp_path, schema="old_marts").team("north")
+    text = page.html_path.read_text()
+    assert "thin evidence: scored on 1 of 4 components" in _portfolio_row(text, "acc-n-005")
+    assert "0 of 4" in _portfolio_row(text, "acc-n-006")
+
+
 def test_index_lists_teams_quality_and_links(published: PublishResult) -> None:
     index = published.index_path.read_text()
     for report in published.teams:
