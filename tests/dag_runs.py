@@ -66,6 +66,27 @@ def rewrite_export_file(folder: Path, name: str, change) -> None:
         manifest_path.write_text(json.dumps(manifest, indent=2))
 
 
+def append_export_rows(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
+    """Add rows to `folder/name` and keep the folder's manifest consistent (rows and
+    sha256), as an exporter would."""
+    path = folder / name
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields, existing = reader.fieldnames, list(reader)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([*existing, *rows])
+    path.write_bytes(out.getvalue().encode("utf-8"))
+    manifest_path = folder / "_manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        entry = manifest["files"][name]
+        entry["rows"] = len(existing) + len(rows)
+        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+
+
 class WebhookReceiver:
     """A local HTTP endpoint that records the JSON bodies POSTed to it."""
 

@@ -6,7 +6,8 @@ dbt_project builds it). The scenario, as of 20 November 2026, 90 nights of histo
 * team `north` (owners ann@, bob@north.example): N1 healthy; N2 named
   `<script>alert(1)</script>`, billing fell 60 points (failed payments), renews in 40
   days; N3 `Bolt & Nut "Ltd"` silent for 75 days, a detractor, renews in 75 days; N4
-  churned, a win-back candidate; N5 never touched.
+  churned, a win-back candidate; N5 never touched, scored on billing alone (thin evidence);
+  N6 new: in the CRM, no data of any component yet (not scored yet).
 * team `south` (carol@south.example): S1 healthy; S2 engagement fell 30 points, silent
   for 45 days, renews in 20 days; S3 a detractor; S4 churned, a win-back candidate.
 * team `../../etc/<b>x</b> & Co` (a hostile name): H1 named like a spreadsheet formula.
@@ -36,7 +37,8 @@ create table {schema}.customer_health (
     sentiment_score numeric(5, 1), billing_score numeric(5, 1),
     health_score numeric(5, 1), health_band text,
     score_change_7d numeric(5, 1), score_change_30d numeric(5, 1),
-    top_risk_driver text, missing_components text, weights_version text
+    top_risk_driver text, missing_components text, weights_version text,
+    scored_components integer
 );
 create table {schema}.customer_inactivity (
     as_of_date date not null, account_id text not null, account_name text,
@@ -117,6 +119,9 @@ ACCOUNTS: tuple[Acct, ...] = (
     Acct("acc-n-005", "Quiet Quarry", "north", "ann@north.example", "smb", 800,
          (None, None, None, 90), (None, None, None, 90), days_since_touch=None,
          action="Re-introduce yourself and book a call"),
+    Acct("acc-n-006", "Newcomer Nets", "north", "bob@north.example", "smb", 0,
+         (None, None, None, None), (None, None, None, None), days_since_touch=None,
+         action="Re-introduce yourself and book a call"),
     Acct("acc-s-001", "Globex Global", "south", "carol@south.example", "enterprise", 8000,
          (85, 90, 80, 100), (85, 90, 80, 100), renewal_in=300, days_since_touch=2),
     Acct("acc-s-002", "Initech Industries", "south", "carol@south.example", "mid_market", 2000,
@@ -180,6 +185,12 @@ def band(score: float | None) -> str | None:
     return "healthy" if score >= 70 else "at_risk" if score >= 40 else "critical"
 
 
+def _components_present(components: Scores) -> tuple[int, str | None]:
+    """(scored_components, missing_components) as customer_health has them."""
+    missing = [c for c, s in zip(COMPONENTS, components, strict=True) if s is None]
+    return len(COMPONENTS) - len(missing), ", ".join(missing) or None
+
+
 def _tier(days: int | None) -> str:
     if days is None:
         return "never_touched"
@@ -207,7 +218,7 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
             health_rows.append((
                 day, a.account_id, a.name, a.team, a.owner, a.segment, "north", a.mrr,
                 renewal, None if renewal is None else (renewal - day).days, *comps, score,
-                band(score), change, a.driver,
+                band(score), change, a.driver, *_components_present(comps),
             ))
             touch = a.days_since_touch
             touch_at = (None if touch is None else
@@ -232,7 +243,8 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
         _insert(conn, schema, "customer_health", (
             "as_of_date account_id account_name account_team owner_email segment region mrr "
             "renewal_date days_to_renewal engagement_score support_score sentiment_score "
-            "billing_score health_score health_band score_change_7d top_risk_driver"), health_rows)
+            "billing_score health_score health_band score_change_7d top_risk_driver "
+            "scored_components missing_components"), health_rows)
         _insert(conn, schema, "customer_inactivity", (
             "as_of_date account_id account_name account_team owner_email last_touch_at "
             "last_touch_type days_since_last_touch days_since_last_payment inactivity_tier "

@@ -7,6 +7,7 @@ expected figures are worked out by hand in docs/marts.md ("Worked example").
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,7 +18,8 @@ import psycopg
 import pytest
 from marts_helpers import E0, E1, SCENARIO, by_key, fetch, load_export_via_loader
 
-from customer_health import transform
+from customer_health import settings, transform
+from customer_health.quality import validate_marts
 
 MARTS = ("customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
          "customer_lifetime_value", "nps_monthly", "account_team_summary")
@@ -28,7 +30,7 @@ CONTRACT_COLUMNS = {
         "as_of_date account_id account_name account_team owner_email segment region mrr "
         "renewal_date days_to_renewal engagement_score support_score sentiment_score "
         "billing_score health_score health_band score_change_7d score_change_30d "
-        "top_risk_driver missing_components"),
+        "top_risk_driver missing_components scored_components"),
     "customer_inactivity": (
         "as_of_date account_id account_name account_team owner_email last_touch_at "
         "last_touch_type days_since_last_touch days_since_last_outbound days_since_last_inbound "
@@ -46,8 +48,8 @@ CONTRACT_COLUMNS = {
     "nps_monthly": "month account_team responses promoters passives detractors nps",
     "account_team_summary": (
         "as_of_date account_team accounts mrr arr accounts_healthy accounts_at_risk "
-        "accounts_critical arr_at_risk renewals_next_90d renewals_next_90d_at_risk "
-        "inactive_accounts nps_90d avg_health_change_7d"),
+        "accounts_critical accounts_not_scored arr_at_risk renewals_next_90d "
+        "renewals_next_90d_at_risk inactive_accounts nps_90d avg_health_change_7d"),
 }
 
 
@@ -126,6 +128,8 @@ def test_customer_health_first_night(built: Built) -> None:
     assert rows["A1"]["missing_components"] is None
     assert rows["A3"]["missing_components"] == "support, sentiment"
     assert rows["A7"]["missing_components"] == "engagement, support, sentiment, billing"
+    assert {a: r["scored_components"] for a, r in rows.items()} == {
+        "A1": 4, "A2": 4, "A3": 2, "A4": 3, "A6": 3, "A7": 0}
     assert all(r["score_change_7d"] is None and r["score_change_30d"] is None
                for r in rows.values())
     assert len({r["weights_version"] for r in rows.values()}) == 1
@@ -147,12 +151,28 @@ def test_customer_health_second_night(built: Built) -> None:
     assert (a7["mrr"], a7["billing_score"], a7["health_score"], a7["health_band"]) == (
         D("60.00"), 100, D("100.0"), "healthy")
     assert a7["missing_components"] == "engagement, support, sentiment"
+    assert a7["scored_components"] == 1  # thin evidence: the report marks it
     assert a7["days_to_renewal"] == 26
     # A4: the re-delivered October version (same updated_at, later export) says 90
     assert rows["A4"]["mrr"] == D("90.00")
     # the first night's rows stay as they were
     assert _rows(built.second, "customer_health", as_of_date=E0) == \
         _rows(built.first, "customer_health", as_of_date=E0)
+
+
+def test_the_marts_gate_passes_the_night_of_a_new_account(
+        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On 31 October A7 is in the CRM and nowhere else: its unscored row is what the gate
+    expects (no not_null on the score; score, band and components agree)."""
+    shutil.copytree(settings.expectations_dir(), tmp_path / "expectations",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("CHW_PROJECT_ROOT", str(tmp_path))  # GX stores nothing in the checkout
+    monkeypatch.delenv("CHW_QUALITY_SEVERITY", raising=False)
+    report = validate_marts(built.url, "marts", E0, "run-new-account")
+    assert report.failures == [], report.summary()
+    outcomes = {o.expectation: o for o in report.outcomes if o.suite == "marts.customer_health"}
+    assert outcomes["row_count_matches_accounts"].observed_value == "6"  # A7 included
+    assert outcomes["score_null_exactly_without_components"].success
 
 
 def test_customer_inactivity(built: Built) -> None:
@@ -303,7 +323,11 @@ def test_account_team_summary(built: Built) -> None:
         3, D(420), D(5040), 1, 2, 0, D(1440), 1, 0, 0, D("0.0"), D("69.0"), None)
     assert tuple(rows["south"][c] for c in cols) == (
         3, D(134), D(1608), 0, 2, 0, D(1608), 2, 2, 1, D("0.0"), D("45.9"), None)
+    # A7 (south, a new account with no data yet) is counted but not scored: the average
+    # is over the scored accounts (A3 50.0, A4 41.8) and the bands add up with it
+    assert (rows["south"]["accounts_not_scored"], rows["north"]["accounts_not_scored"]) == (1, 0)
     later = by_key(_rows(built.second, "account_team_summary", as_of_date=E1), "account_team")
+    assert later["south"]["accounts_not_scored"] == 0  # A7 has a subscription now
     assert later["north"]["accounts"] == 2
     assert later["north"]["avg_health_score"] == D("59.9")
     assert later["north"]["avg_health_change_7d"] == D("-9.1")

@@ -19,13 +19,27 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dag_runs import WebhookReceiver, chw, marts_snapshot, rewrite_export_file, tree_digest
+from dag_runs import (
+    WebhookReceiver,
+    append_export_rows,
+    chw,
+    marts_snapshot,
+    rewrite_export_file,
+    tree_digest,
+)
 
 from customer_health.generate import generate_landing
 
 pytestmark = pytest.mark.dag_run
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+#: Signed on D2: in the CRM export of D2, with no activity, ticket, answer or billing record.
+NEW_ACCOUNT = {
+    "account_id": "ACC-9000000", "account_name": "Brand New Co", "industry": "",
+    "segment": "smb", "region": "emea", "account_team": "emea-growth",
+    "owner_email": "amara.taylor@ourcompany.example", "created_at": "2026-11-02T08:00:00Z",
+    "updated_at": "2026-11-02T08:00:00Z", "is_deleted": "false",
+}
 
 
 @dataclass
@@ -43,10 +57,12 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory, fresh_database_factory) -> History:
-    """Two good nights, D1 and D2, run through the DAG into one warehouse."""
+    """Two good nights, D1 and D2, run through the DAG into one warehouse; D2 brings a
+    brand-new account."""
     home = tmp_path_factory.mktemp("home")
     landing = tmp_path_factory.mktemp("landing")
     generate_landing(landing, accounts=40, start=D1, days=3, seed=3, history_days=60)
+    append_export_rows(landing / "crm" / D2.isoformat(), "accounts.csv", [NEW_ACCOUNT])
     url = fresh_database_factory()
     outputs = {}
     for day in (D1, D2):
@@ -95,6 +111,29 @@ def test_good_nights_publish_marts_reports_and_docs(history: History) -> None:
     index = (night / "index.html").read_text()
     assert 'href="quality.html"' in index and 'href="dbt-docs/index.html"' in index
     assert "customer_health" in (night / "dbt-docs" / "index.html").read_text()
+
+
+def test_a_brand_new_account_never_blocks_the_night(history: History) -> None:
+    """D2's new account has no data of any component: the night passes its gates and
+    publishes the account, unscored, in its team's report."""
+    with psycopg.connect(history.url) as conn:
+        row = conn.execute(
+            "select health_score, health_band, scored_components, missing_components"
+            " from marts.customer_health where as_of_date = %s and account_id = %s",
+            (D2, NEW_ACCOUNT["account_id"])).fetchone()
+        rule = conn.execute(
+            "select success, observed_value from audit.quality_results where as_of_date = %s"
+            " and suite = 'marts.customer_health'"
+            " and expectation = 'score_null_exactly_without_components'", (D2,)).fetchall()
+        summary = conn.execute(
+            "select accounts_not_scored from marts.account_team_summary"
+            " where as_of_date = %s and account_team = 'emea-growth'", (D2,)).fetchone()
+    assert row == (None, None, 0, "engagement, support, sentiment, billing")
+    assert rule and all(success for success, _ in rule)
+    assert summary == (1,)
+    page = (history.reports_dir / "2026-11-02" / "teams" / "emea-growth.html").read_text()
+    (new_row,) = [r for r in page.split("<tr>") if "ACC-9000000<" in r and "0 of 4" in r]
+    assert "Brand New Co" in new_row and "Not scored yet" in new_row
 
 
 def test_re_running_a_night_gives_the_same_marts(history: History) -> None:
@@ -146,7 +185,8 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
             create function public.chw_test_mislabel() returns trigger language plpgsql as $$
             begin new.health_score := 12; new.health_band := 'healthy'; return new; end $$;
             create trigger chw_test_mislabel before insert on marts_shadow.customer_health
-            for each row when (new.as_of_date = date '2026-11-03')
+            for each row when (new.as_of_date = date '2026-11-03'
+                               and new.health_score is not null)  -- the new account has none
             execute function public.chw_test_mislabel();
         """)
     marts_before = marts_snapshot(history.url)
@@ -169,9 +209,10 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     assert not (history.reports_dir / "2026-11-03").exists()
     with psycopg.connect(history.url) as conn:
         shadow = conn.execute("select count(*) from marts_shadow.customer_health"
-                              " where as_of_date = %s", (D3,)).fetchone()[0]
+                              " where as_of_date = %s and health_score is not null",
+                              (D3,)).fetchone()[0]
     assert shadow > 0  # the night was built, only where nobody reads it
-    # the observed value: every account of the night was mislabelled
+    # the observed value: every scored account of the night was mislabelled
     assert f"band_matches_score: observed {shadow}" in err
 
 

@@ -20,11 +20,20 @@ DAY = date(2026, 11, 3)
 MART_DDL = """
 create table {s}.customer_health (as_of_date date, account_id text, owner_email text,
     mrr numeric, engagement_score numeric, support_score numeric, sentiment_score numeric,
-    billing_score numeric, health_score numeric, health_band text);
+    billing_score numeric, health_score numeric, health_band text, missing_components text,
+    scored_components int);
 insert into {s}.customer_health values
-    ('2026-11-03', 'A1', 'am@example.com', 100, 80, 70, null, 90, 82.5, 'healthy'),
-    ('2026-11-03', 'A2', 'am@example.com', 0, 30, 50, 40, 20, 39.99, 'critical'),
-    ('2026-11-02', 'A1', 'am@example.com', 100, 80, 70, null, 90, 10, 'healthy');
+    ('2026-11-03', 'A1', 'am@example.com', 100, 80, 70, null, 90, 82.5, 'healthy',
+     'sentiment', 3),
+    ('2026-11-03', 'A2', 'am@example.com', 0, 30, 50, 40, 20, 39.99, 'critical', null, 4),
+    -- A4 is new: no component has data, so no score and no band
+    ('2026-11-03', 'A4', 'am@example.com', 0, null, null, null, null, null, null,
+     'engagement, support, sentiment, billing', 0),
+    -- A5 has a subscription only: scored on thin evidence
+    ('2026-11-03', 'A5', 'am@example.com', 60, null, null, null, 100, 100, 'healthy',
+     'engagement, support, sentiment', 1),
+    ('2026-11-02', 'A1', 'am@example.com', 100, 80, 70, null, 90, 10, 'healthy',
+     'sentiment', 3);
 create table {s}.customer_inactivity (as_of_date date, account_id text, inactivity_tier text,
     days_since_last_touch int);
 insert into {s}.customer_inactivity values
@@ -61,7 +70,11 @@ values
     ('A2', 'Two', 'smb', 'emea', 'emea', 'am@example.com', '2026-01-01', '2026-01-01', false,
      '2026-11-01', 'crm/2026-11-01/accounts.csv', 3),
     ('A3', 'Gone', 'smb', 'emea', 'emea', 'am@example.com', '2026-01-01', '2026-11-02', true,
-     '2026-11-03', 'crm/2026-11-03/accounts.csv', 2)
+     '2026-11-03', 'crm/2026-11-03/accounts.csv', 2),
+    ('A4', 'New', 'smb', 'emea', 'emea', 'am@example.com', '2026-11-03', '2026-11-03', false,
+     '2026-11-03', 'crm/2026-11-03/accounts.csv', 3),
+    ('A5', 'Newish', 'smb', 'emea', 'emea', 'am@example.com', '2026-11-03', '2026-11-03', false,
+     '2026-11-03', 'crm/2026-11-03/accounts.csv', 4)
 """
 
 
@@ -85,7 +98,7 @@ def marts_url(fresh_database_factory: Callable[[], str]) -> str:
         for night in (date(2026, 11, 1), date(2026, 11, 3)):
             ensure_partition(conn, entity("crm", "accounts"), night)
         conn.execute(ACCOUNTS)
-        for schema in ("marts_staging", "marts_bad"):
+        for schema in ("marts_staging", "marts_bad", "marts_rule"):
             conn.execute(f"create schema {schema}")
             conn.execute(MART_DDL.format(s=schema))
         conn.execute("""
@@ -96,6 +109,17 @@ def marts_url(fresh_database_factory: Callable[[], str]) -> str:
                 where month = '2026-11-01';
             alter table marts_bad.customer_inactivity add column contact_email text;
             drop table marts_bad.nps_monthly;
+            -- the score-and-band rule broken each way (one row each, A1 as the control)
+            update marts_rule.customer_health set engagement_score = null,
+                support_score = null, sentiment_score = null, billing_score = null,
+                missing_components = 'engagement, support, sentiment, billing',
+                scored_components = 0 where account_id = 'A2';  -- a score from no data
+            update marts_rule.customer_health set health_score = null, health_band = null
+                where account_id = 'A5';  -- data but no score
+            update marts_rule.customer_health set health_band = 'healthy'
+                where account_id = 'A4';  -- a band without a score
+            update marts_rule.customer_health set scored_components = 4
+                where account_id = 'A1' and as_of_date = '2026-11-03';  -- miscounted
         """)
     return url
 
@@ -120,7 +144,13 @@ def test_good_marts_pass_and_are_stored(gx_root: Path, marts_url: str) -> None:
         "customer_lifetime_value", "nps_monthly", "account_team_summary")}
     by_name = {(r[0], r[1]): r for r in rows}
     count = by_name[("marts.customer_health", "row_count_matches_accounts")]
-    assert count[3] is True and count[4] == "2"  # A3 is deleted; only 2026-11-03's rows
+    assert count[3] is True and count[4] == "4"  # A3 is deleted; only 2026-11-03's rows
+    # the new account A4 (no score, no band) and thin A5 pass the rule that replaced not_null
+    for rule in ("score_null_exactly_without_components", "band_matches_score",
+                 "scored_components_match"):
+        assert by_name[("marts.customer_health", rule)][3] is True, rule
+    assert not {("marts.customer_health", f"not_null({c})") for c in (
+        "health_score", "health_band")} & set(by_name)
     assert by_name[("marts.revenue_retention", "mrr_bridge")][3] is True  # within the cent
 
 
@@ -132,7 +162,7 @@ def test_bad_marts_fail_naming_suite_expectation_and_observed_value(
         ("marts.customer_health", "between(support_score)"): failed[
             ("marts.customer_health", "between(support_score)")],
         ("marts.customer_health", "band_matches_score"): "1",
-        ("marts.customer_health", "row_count_matches_accounts"): "1",
+        ("marts.customer_health", "row_count_matches_accounts"): "3",
         ("marts.revenue_retention", "mrr_bridge"): "1",
         ("marts.customer_inactivity", "no_personal_data"): "1",
         ("marts.nps_monthly", "table_exists"): "no table marts_bad.nps_monthly",
@@ -143,8 +173,21 @@ def test_bad_marts_fail_naming_suite_expectation_and_observed_value(
     message = str(caught.value)
     assert "marts.revenue_retention / mrr_bridge: observed 1" in message
     assert "marts.customer_inactivity / no_personal_data: observed 1" in message
-    assert "marts.customer_health / row_count_matches_accounts: observed 1" in message
+    assert "marts.customer_health / row_count_matches_accounts: observed 3" in message
     assert len(_stored(marts_url, "run-marts-bad")) == len(report.outcomes)
+
+
+def test_a_score_that_breaks_the_rule_fails_the_gate(gx_root: Path, marts_url: str) -> None:
+    """NULL scores are allowed only where no component has data, and bands follow scores."""
+    report = validate_marts(marts_url, "marts_rule", DAY, "run-marts-rule")
+    failed = {(o.suite, o.expectation): o.observed_value for o in report.failures}
+    assert failed == {
+        ("marts.customer_health", "score_null_exactly_without_components"): "2",  # A2, A5
+        ("marts.customer_health", "band_matches_score"): "1",  # A4
+        ("marts.customer_health", "scored_components_match"): "1",  # A1
+    }
+    with pytest.raises(QualityGateFailed, match="score_null_exactly_without_components"):
+        report.raise_for_failures()
 
 
 def test_data_docs_are_built(gx_root: Path, marts_url: str, tmp_path: Path) -> None:

@@ -44,3 +44,13 @@ def test_reports_from_dbt_built_marts(fresh_database_factory: Callable[[], str],
             if team != report.team:
                 assert f'<span class="id">{account}' not in page
         assert page.count('class="chart" role="img"') == 2
+    # A7 (team south) has a subscription and nothing else on 7 November: thin evidence
+    south = result.team("south").html_path.read_text()
+    (a7,) = [r for r in south.split("<tr>") if 'class="id">A7<' in r and "of 4<" in r]
+    assert "thin evidence: scored on 1 of 4 components" in a7 and "1 of 4" in a7
+    # on 31 October A7 was in the CRM only: published, not scored yet
+    first = publish_reports(url, E0, tmp_path / "reports",
+                            quality={"status": "passed", "failures": [], "warnings": []})
+    south = first.team("south").html_path.read_text()
+    (a7,) = [r for r in south.split("<tr>") if 'class="id">A7<' in r and "of 4<" in r]
+    assert "Not scored yet" in a7 and "0 of 4" in a7 and "thin evidence" not in a7

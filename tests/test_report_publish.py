@@ -167,8 +167,61 @@ def test_team_page_content(published: PublishResult) -> None:
 
     portfolio = _section(page, "Portfolio")
     order = [a for a in re.findall(r"acc-n-\d{3}", portfolio)]
-    assert order == ["acc-n-004", "acc-n-003", "acc-n-002", "acc-n-001", "acc-n-005"]
+    assert order == ["acc-n-004", "acc-n-003", "acc-n-002", "acc-n-001", "acc-n-005",
+                     "acc-n-006"]  # not scored yet: last
     assert page.rindex("<section") == page.index(portfolio) - len("<section")
+
+
+def _portfolio_row(page: str, account_id: str) -> str:
+    portfolio = _section(page, "Portfolio")
+    (row,) = [r for r in portfolio.split("<tr>") if f'class="id">{account_id}<' in r]
+    return row
+
+
+def test_unscored_and_thin_accounts_carry_their_marks(published: PublishResult) -> None:
+    """A new account (no component has data) is on the page as "not scored yet", never with
+    a band; a score resting on billing alone is marked as thin evidence."""
+    page = published.team("north").html_path.read_text()
+    new = _portfolio_row(page, "acc-n-006")
+    assert '<span class="band none">Not scored yet</span>' in new
+    assert "0 of 4" in new and "thin evidence" not in new
+    assert not any(f'band {b}"' in new for b in ("healthy", "at_risk", "critical"))
+    thin = _portfolio_row(page, "acc-n-005")  # billing 90 alone: 90 "healthy"
+    assert '<span class="band healthy">Healthy</span>' in thin
+    assert "thin evidence: scored on 1 of 4 components" in thin and "1 of 4" in thin
+    assert "thin evidence" not in _portfolio_row(page, "acc-n-004")  # 2 of 4 components
+    assert "thin evidence" not in _portfolio_row(page, "acc-n-001")  # 4 of 4
+    # the headline counts them; the average is over the 5 scored accounts only
+    assert "1 not scored yet" in page and "1 on thin evidence" in page
+    assert "over 5 scored accounts" in page
+    connect = _section(page, "Connect list")  # never touched: the owner should call
+    assert "acc-n-006" in connect
+    assert "thin evidence: scored on 1 of 4 components" in connect  # acc-n-005
+    # the CSV says the same in plain values
+    rows = {r["account_id"]: r for r in csv.DictReader(
+        io.StringIO(published.team("north").csv_path.read_text()))}
+    assert (rows["acc-n-006"]["health_score"], rows["acc-n-006"]["health_band"]) == ("", "")
+    assert rows["acc-n-006"]["scored_components"] == "0"
+    assert rows["acc-n-006"]["missing_components"] == "engagement, support, sentiment, billing"
+    assert rows["acc-n-005"]["scored_components"] == "1"
+    # and the glossary states the rule
+    glossary = (published.night_dir / "glossary.html").read_text()
+    assert 'id="evidence"' in glossary and "fewer than 2 components" in glossary
+    assert "Not scored yet" in glossary
+
+
+def test_marts_without_scored_components_count_the_components(
+    fresh_database_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """Marts built before scored_components existed still get their marks."""
+    url = fresh_database_factory()
+    fill_marts(url, nights=1, schema="old_marts")
+    with psycopg.connect(url) as conn:
+        conn.execute("alter table old_marts.customer_health drop column scored_components")
+    page = publish_reports(url, AS_OF, tmp_path, schema="old_marts").team("north")
+    text = page.html_path.read_text()
+    assert "thin evidence: scored on 1 of 4 components" in _portfolio_row(text, "acc-n-005")
+    assert "0 of 4" in _portfolio_row(text, "acc-n-006")
 
 
 def test_index_lists_teams_quality_and_links(published: PublishResult) -> None:

@@ -34,6 +34,7 @@ teams as (
         count(*) filter (where h.health_band = 'healthy') as accounts_healthy,
         count(*) filter (where h.health_band = 'at_risk') as accounts_at_risk,
         count(*) filter (where h.health_band = 'critical') as accounts_critical,
+        count(*) filter (where h.health_score is null) as accounts_not_scored,
         coalesce(sum(h.mrr) filter (where h.health_band in ('at_risk', 'critical')), 0) * 12
             as arr_at_risk,
         count(*) filter (where h.days_to_renewal between 0 and 90) as renewals_next_90d,
@@ -55,6 +56,7 @@ select
     t.accounts_healthy,
     t.accounts_at_risk,
     t.accounts_critical,
+    t.accounts_not_scored,
     t.arr_at_risk,
     t.renewals_next_90d,
     t.renewals_next_90d_at_risk,

@@ -132,6 +132,10 @@ select
         case when s.sentiment_score is null then 'sentiment' end,
         case when s.billing_score is null then 'billing' end
     ), '') as missing_components,
+    -- how many components the score rests on (0: not scored; the report marks thin evidence)
+    (s.engagement_score is not null)::int + (s.support_score is not null)::int
+    + (s.sentiment_score is not null)::int + (s.billing_score is not null)::int
+        as scored_components,
     s.weights_version
 from scored as s
 {% if is_incremental() -%}

@@ -133,8 +133,8 @@ def _no_personal_data(table: str) -> Expectation:
     )
 
 
-SCORES = ("engagement_score", "support_score", "sentiment_score", "billing_score",
-          "health_score")
+COMPONENTS = ("engagement", "support", "sentiment", "billing")
+SCORES = (*(f"{c}_score" for c in COMPONENTS), "health_score")
 BANDS = ("healthy", "at_risk", "critical")
 TIERS = ("active", "cooling", "dormant", "lapsed", "never_touched")
 MOVEMENTS = ("new", "reactivation", "expansion", "contraction", "churn", "retained")
@@ -143,20 +143,34 @@ BRIDGE_AMOUNTS = ("starting_mrr", "new_mrr", "expansion_mrr", "reactivation_mrr"
 
 
 def _customer_health() -> tuple[Expectation, ...]:
+    """A new account (no component has data) is normal: its score and band are NULL. So
+    score and band are not required; the rule that ties them to the components is."""
     band = (f"case when health_score >= {HEALTHY_FROM} then 'healthy'"
             f" when health_score >= {AT_RISK_FROM} then 'at_risk'"
             " when health_score is not null then 'critical' end")
+    none_present = " and ".join(f"{c}_score is null" for c in COMPONENTS)
+    present = " + ".join(f"({c}_score is not null)::int" for c in COMPONENTS)
+    missing = ", ".join(f"case when {c}_score is null then '{c}' end" for c in COMPONENTS)
     return (
         _unique("as_of_date", "account_id"),
         _not_null("account_id"),
-        _not_null("health_score"),
-        _not_null("health_band"),
         *(_between(s, 0, 100) for s in SCORES),
         _in_set("health_band", BANDS),
+        _rows("score_null_exactly_without_components",
+              "health_score is NULL exactly when no component has data (a new account)",
+              "select account_id, health_score from {batch}"  # noqa: S608
+              f" where (health_score is null) <> ({none_present})"),
         _rows("band_matches_score",
-              "health_band is healthy from 70, at_risk from 40, else critical",
+              "health_band is healthy from 70, at_risk from 40, else critical;"
+              " NULL exactly when health_score is",
               "select account_id, health_score, health_band from {batch}"  # noqa: S608
               f" where health_band is distinct from ({band})"),
+        _rows("scored_components_match",
+              "scored_components counts the components with data, missing_components names"
+              " the others",
+              "select account_id, scored_components, missing_components from {batch}"  # noqa: S608
+              f" where scored_components is distinct from ({present})"
+              f" or coalesce(missing_components, '') <> concat_ws(', ', {missing})"),
         _between("mrr", 0),
         _named("row_count_matches_accounts", gxe.ExpectTableRowCountToEqual(
             value={"$PARAMETER": EXPECTED_ACCOUNTS})),

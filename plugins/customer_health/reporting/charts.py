@@ -73,7 +73,8 @@ def _day_month(value: float, _pos: int | None = None) -> str:
 def bands_chart(counts: dict[str | None, int], prefix: str) -> str:
     """Horizontal bars: accounts per health band (critical on top: it matters most)."""
     order = ["critical", "at_risk", "healthy"] + ([None] if counts.get(None) else [])
-    labels = {"healthy": "Healthy", "at_risk": "At risk", "critical": "Critical", None: "No score"}
+    labels = {"healthy": "Healthy", "at_risk": "At risk", "critical": "Critical",
+              None: "Not scored yet"}
     values = [counts.get(b, 0) for b in order]
     total = sum(values) or 1
     with matplotlib.rc_context(_RC):
@@ -96,7 +97,8 @@ def bands_chart(counts: dict[str | None, int], prefix: str) -> str:
                         xytext=(10 + 7 * len(count), 0), textcoords="offset points",
                         va="center", fontsize=10, color=MUTED)
         ax.set_ylim(-0.6, len(order) - 0.4)
-        fig.subplots_adjust(left=0.19, right=0.97, top=0.97, bottom=0.03)
+        fig.subplots_adjust(left=0.27 if None in order else 0.19, right=0.97, top=0.97,
+                            bottom=0.03)
         label = "Accounts by health band: " + ", ".join(
             f"{labels[b]} {counts.get(b, 0)}" for b in order
         )

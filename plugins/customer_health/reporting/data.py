@@ -59,6 +59,7 @@ select
     h.billing_score::float8 as billing_score,
     h.health_score::float8 as health_score, h.health_band,
     h.score_change_7d::float8 as score_change_7d, h.top_risk_driver,
+    {scored} as scored_components, h.missing_components,
     i.days_since_last_touch, i.last_touch_type, i.inactivity_tier, i.is_churned,
     i.win_back_candidate, i.recommended_action, i.days_since_last_payment,
     p.engagement_score::float8 as prev_engagement_score,
@@ -75,6 +76,9 @@ left join {s}.customer_lifetime_value as v
     on v.as_of_date = h.as_of_date and v.account_id = h.account_id
 where h.as_of_date = %(d)s
 """
+
+#: Marts built before scored_components existed: count the components with data instead.
+_SCORED_FALLBACK = " + ".join(f"(h.{c}_score is not null)::int" for c in COMPONENTS)
 
 _TREND_FROM_SUMMARY = """
 select account_team, as_of_date, avg_health_score::float8 as avg_health
@@ -144,8 +148,11 @@ def load_night(url: str, as_of_date: date, schema: str = "marts") -> NightData:
             raise MartsMissingError(
                 f"schema {schema!r} lacks {', '.join(missing)}: build the marts first"
             )
+        scored = (sql.SQL("h.scored_components")
+                  if "scored_components" in tables["customer_health"]
+                  else sql.SQL(_SCORED_FALLBACK))  # a constant expression, no input in it
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.SQL(_NIGHT).format(s=s), params)
+            cur.execute(sql.SQL(_NIGHT).format(s=s, scored=scored), params)
             rows = cur.fetchall()
         if not rows:
             raise MartsMissingError(

@@ -58,7 +58,9 @@ def short_date(value: date | None) -> str:
     return "–" if value is None else f"{value.day} {value:%b %Y}"
 
 
-BAND_LABELS = {"healthy": "Healthy", "at_risk": "At risk", "critical": "Critical", None: "No score"}
+#: No band: no component has data yet (a new account), see the glossary.
+BAND_LABELS = {"healthy": "Healthy", "at_risk": "At risk", "critical": "Critical",
+               None: "Not scored yet"}
 
 
 def band_label(band: str | None) -> str:

@@ -36,6 +36,11 @@ DETRACTOR_BELOW = 50
 RENEWAL_WINDOW_DAYS = 90
 MOVERS_SHOWN = 10
 LIST_LIMIT = 50
+#: The health components (customer_health.scored_components counts those with data).
+COMPONENT_COUNT = 4
+#: A score resting on fewer components than this is marked "thin evidence" in the report
+#: (billing alone scores a new customer 100 "healthy"; that is not a finding yet).
+THIN_EVIDENCE_BELOW = 2
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Glossary:
     detractor_below: int = DETRACTOR_BELOW
     renewal_window_days: int = RENEWAL_WINDOW_DAYS
     movers_shown: int = MOVERS_SHOWN
+    component_count: int = COMPONENT_COUNT
+    thin_evidence_below: int = THIN_EVIDENCE_BELOW
 
 
 def _dbt_vars(project_file: Path) -> dict[str, int]:

@@ -12,11 +12,13 @@ from typing import Any
 
 from customer_health.reporting.data import COMPONENTS, Row
 from customer_health.reporting.glossary import (
+    COMPONENT_COUNT,
     CONNECT_AFTER_DAYS,
     DETRACTOR_BELOW,
     LIST_LIMIT,
     MOVERS_SHOWN,
     RENEWAL_WINDOW_DAYS,
+    THIN_EVIDENCE_BELOW,
 )
 
 AT_RISK_BANDS = ("at_risk", "critical")
@@ -46,6 +48,10 @@ class Headline:
     renewals_90d_at_risk_arr: float
     connect_count: int
     bands: dict[str | None, int]
+    #: accounts without a score yet (no component has data; bands[None] counts the same)
+    not_scored: int = 0
+    #: accounts scored on fewer than THIN_EVIDENCE_BELOW components
+    thin_evidence: int = 0
 
 
 @dataclass
@@ -67,6 +73,18 @@ class TeamView:
     detractors: Listing
     win_back: Listing
     portfolio: list[Row] = field(default_factory=list)
+
+
+def evidence_note(score: float | None, scored: int | None) -> str | None:
+    """The mark of a score that rests on fewer than THIN_EVIDENCE_BELOW components
+    (e.g. billing alone), or None; an account without a score is "not scored yet" instead."""
+    if score is None or scored is None or scored >= THIN_EVIDENCE_BELOW:
+        return None
+    return f"thin evidence: scored on {scored} of {COMPONENT_COUNT} components"
+
+
+def is_thin_evidence(row: Row) -> bool:
+    return evidence_note(row.get("health_score"), row.get("scored_components")) is not None
 
 
 def driver_component(text: str | None) -> str | None:
@@ -173,6 +191,8 @@ def team_view(team: str, rows: list[Row], as_of_date: date, trend: list[tuple[da
         renewals_90d_at_risk_arr=12 * sum(r["mrr"] or 0 for r in renewals),
         connect_count=len(connect),
         bands=bands,
+        not_scored=sum(1 for r in rows if r["health_score"] is None),
+        thin_evidence=sum(1 for r in rows if is_thin_evidence(r)),
     )
     return TeamView(
         team=team,

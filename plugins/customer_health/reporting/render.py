@@ -11,8 +11,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from customer_health.reporting import charts, csp, formatting
-from customer_health.reporting.glossary import Glossary
-from customer_health.reporting.model import TeamView
+from customer_health.reporting.glossary import COMPONENT_COUNT, Glossary
+from customer_health.reporting.model import TeamView, evidence_note
 from customer_health.reporting.quality_page import QualityRun
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -22,10 +22,12 @@ CSV_COLUMNS = (
     "account_id", "account_name", "owner_email", "segment", "region", "health_score",
     "health_band", "score_change_7d", "engagement_score", "support_score", "sentiment_score",
     "billing_score", "top_risk_driver", "mrr", "renewal_date", "days_to_renewal",
-    "days_since_last_touch", "inactivity_tier", "recommended_action",
+    "days_since_last_touch", "inactivity_tier", "recommended_action", "scored_components",
+    "missing_components",
 )
 _TEXT_COLUMNS = {"account_id", "account_name", "owner_email", "segment", "region",
-                 "top_risk_driver", "recommended_action", "health_band", "inactivity_tier"}
+                 "top_risk_driver", "recommended_action", "health_band", "inactivity_tier",
+                 "missing_components"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -41,6 +43,8 @@ def _environment() -> Environment:
                  "band_label", "band_class"):
         env.filters[name] = getattr(formatting, name)
     env.globals["content_security_policy"] = csp.REPORT_POLICY
+    env.globals["evidence_note"] = evidence_note
+    env.globals["component_count"] = COMPONENT_COUNT
     return env
 
 
