@@ -8,9 +8,12 @@ result of a JavaScript probe and a full-page PNG screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -100,7 +103,11 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
     binary = chromium_path()
     if binary is None:
         raise RuntimeError(CHROMIUM_HINT)
-    with tempfile.TemporaryDirectory(prefix="chw-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile for a moment after the
+    # browser itself has exited: its whole process group is ended below, and a file it
+    # left behind must not fail the page's test.
+    with tempfile.TemporaryDirectory(prefix="chw-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [binary, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -108,6 +115,7 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
              "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
              "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
         )
         try:
             ws_url = None
@@ -156,3 +164,5 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its renderer and helper processes
