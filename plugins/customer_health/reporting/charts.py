@@ -81,7 +81,7 @@ def _svg(fig: Figure, prefix: str, label: str, name: str) -> str:
     text = _FONT.sub("font-family: inherit", text)
     text = re.sub(
         r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
-        lambda m: (f'<svg {m.group(1)}class="chart" data-chart="{name}" role="img" '
+        lambda m: (f'<svg {m.group(1)}class="chart" role="img" data-chart="{name}" '
                    f'aria-label="{label}"'),
         text,
         count=1,
