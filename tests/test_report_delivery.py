@@ -10,14 +10,12 @@ import html
 import io
 import json
 import re
-import socket
-from collections.abc import Callable, Iterator
-from email import message_from_bytes, policy
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
+from mail_helpers import free_port, smtp_uri
 from markupsafe import escape
 from report_fixtures import ACCOUNTS, AS_OF, HOSTILE_TEAM, accounts_of, fill_marts
 
@@ -38,62 +36,6 @@ RECIPIENTS = {
     HOSTILE_TEAM: ["dave@odd.example"],
     "ghost-team": ["nobody@ghost.example"],
 }
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        message = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-def smtp_uri(port: int, sender: str = "reports@chw.example") -> str:
-    """The chw_smtp connection of the local test server: plain SMTP, no TLS."""
-    return (f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
-            f"&from_email={sender.replace('@', '%40')}")
-
-
-@pytest.fixture
-def no_smtp_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Neither an AIRFLOW_CONN_CHW_SMTP variable nor a secrets backend (restored after)."""
-    from airflow.sdk.configuration import clear_secrets_backends_cache
-
-    for key in ("AIRFLOW_CONN_CHW_SMTP", "AIRFLOW__SECRETS__BACKEND",
-                "AIRFLOW__SECRETS__BACKEND_KWARGS", "CHW_REPORT_RECIPIENTS"):
-        monkeypatch.delenv(key, raising=False)
-    clear_secrets_backends_cache()
-    yield
-    clear_secrets_backends_cache()
-
-
-@pytest.fixture
-def smtp_env(smtp_server, no_smtp_connection,
-             monkeypatch: pytest.MonkeyPatch) -> tuple[_Inbox, int]:
-    """The test server as the connection chw_smtp, in AIRFLOW_CONN_CHW_SMTP."""
-    inbox, port = smtp_server
-    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", smtp_uri(port))
-    return inbox, port
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +167,7 @@ def test_reports_go_through_a_connection_in_a_secrets_backend(
 def test_an_unreachable_server_raises_and_sends_nothing(
         published: PublishResult, no_smtp_connection, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", smtp_uri(_free_port()))  # nobody listens
+    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", smtp_uri(free_port()))  # nobody listens
     recipients = _write_recipients(tmp_path / "r.yml", {"north": ["ann@north.example"]})
     with pytest.raises(OSError):
         deliver_reports(published, recipients)
