@@ -5,8 +5,9 @@ its `data-chart` attribute, charts.py) becomes an <img src="cid:..."> whose PNG,
 from the same data, travels in the message as a multipart/related part with that
 Content-ID. The web pages keep their SVG. An SVG the e-mail cannot redraw (no data for
 it) becomes its text alternative. The page's Content-Security-Policy is replaced by
-one that also lets `cid:` images load, and links relative to the reports folder (which
-lead nowhere from a mailbox) lose their target and read as plain text.
+one that also lets `cid:` images load. Links relative to the reports folder lead nowhere
+from a mailbox: the page's navigation bar (all teams, glossary, CSV, which is attached)
+is left out and other such links read as plain text.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ _CHART_NAME = re.compile(r'\bdata-chart="([^"]+)"')
 _ARIA_LABEL = re.compile(r'\baria-label="([^"]*)"')
 _CSP_META = re.compile(r"<meta\s+http-equiv=[\"']?content-security-policy[^>]*>",
                        re.IGNORECASE)
-_RELATIVE_HREF = re.compile(r'(<a\b[^>]*?)\s+href="(?![a-z][a-z0-9+.-]*:|#)[^"]*"',
-                            re.IGNORECASE)
+#: a link relative to the reports folder (no scheme, not a fragment): dead in a mailbox
+_RELATIVE_LINK = re.compile(
+    r'<a\b[^>]*\shref="(?![a-z][a-z0-9+.-]*:|#)[^"]*"[^>]*>(.*?)</a\s*>',
+    re.IGNORECASE | re.DOTALL)
+#: the page's navigation (all teams, glossary, CSV): only its links to sibling files
+_NAV = re.compile(r'<nav class="links">.*?</nav\s*>\s*', re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,6 @@ def mail_page(page: str, chart_data: dict[str, Any], domain: str) -> MailPage:
                 f'width:100%;max-width:{image.width}px;height:auto;border:0">')
 
     body = _SVG.sub(to_image, page)
-    body = _RELATIVE_HREF.sub(r"\1", body)
+    body = _RELATIVE_LINK.sub(r"\1", _NAV.sub("", body))
     body = csp.with_policy(_CSP_META.sub("", body, count=1), csp.MAIL_POLICY)
     return MailPage(html=body, images=tuple(images))
