@@ -31,6 +31,9 @@ os.environ.pop("CHW_WAREHOUSE_URL", None)
 os.environ.setdefault("CHW_TASK_RETRIES", "0")
 configure_local_airflow()
 
+#: fixtures of a local SMTP server and the chw_smtp connection (tests/mail_helpers.py)
+pytest_plugins = ("mail_helpers",)
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     warehouse.stop_embedded(warehouse.embedded_paths(_SESSION_HOME / "test-server"))

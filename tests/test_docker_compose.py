@@ -400,7 +400,8 @@ def test_airflow_warehouse_connection_names_the_same_server(common_env: dict[str
     )
 
 
-@pytest.mark.parametrize("key", ["AIRFLOW_CONN_CHW_SMTP", "AIRFLOW_CONN_CHW_ALERTS_WEBHOOK"])
+@pytest.mark.parametrize("key", ["AIRFLOW_CONN_CHW_SMTP", "AIRFLOW_CONN_CHW_ALERTS_WEBHOOK",
+                                 "AIRFLOW_CONN_CHW_ALERTS_APPRISE"])
 def test_optional_connections_are_empty_by_default(raw: dict[str, Any], key: str) -> None:
     value = raw["x-airflow-common"]["environment"][key]
     assert interpolate(value, {}) == ""

@@ -9,6 +9,7 @@ module builds the good history once and each failure test checks it is left inta
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -151,9 +152,12 @@ def test_a_raw_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     rewrite_export_file(billing, "subscriptions.csv", lambda row: {**row, "mrr": "-119.00"})
     marts_before = marts_snapshot(history.url)
     reports_before = tree_digest(history.reports_dir / "latest")
-    with WebhookReceiver() as hook:
+    with WebhookReceiver() as hook, WebhookReceiver() as apprise:
         proc = chw(["run", "--date", str(D3), "--landing", str(landing)], history.home,
-                   history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url, **RETRIES)
+                   history.url, AIRFLOW_CONN_CHW_ALERTS_WEBHOOK=hook.url,
+                   AIRFLOW_CONN_CHW_ALERTS_APPRISE=json.dumps({"conn_type": "apprise", "extra": {
+                       "config": {"path": f"json://127.0.0.1:{apprise.server.server_port}/"}}}),
+                   **RETRIES)
     assert proc.returncode == 1
     err = proc.stderr
     assert "nightly run for 2026-11-03: FAILED" in err
@@ -174,6 +178,10 @@ def test_a_raw_violation_fails_the_night_and_leaves_yesterday_as_it_was(
     alert = hook.received[0]
     assert alert["task_id"] == "validate_raw" and alert["night"] == "2026-11-03"
     assert "between(mrr)" in alert["error"] and "validate_raw" in alert["text"]
+    # and through Apprise's notifier (json:// here; Slack, Teams, PagerDuty... alike)
+    assert [(a["type"], a["title"]) for a in apprise.received] == [
+        ("failure", "[customer health] customer_health_nightly failed at validate_raw"
+                    " (night 2026-11-03)")]
 
 
 def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(

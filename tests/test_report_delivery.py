@@ -1,31 +1,33 @@
-"""deliver_reports through a real SMTP server (aiosmtpd on 127.0.0.1, a free port)."""
+"""deliver_reports through a real SMTP server (aiosmtpd on 127.0.0.1, a free port), with
+the Airflow connection `chw_smtp` defined as an environment variable or in a secrets
+backend; the MIME structure of a report e-mail (PNG charts as cid: parts, no SVG)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import json
-import socket
-from collections.abc import Callable, Iterator
-from email import message_from_bytes, policy
+import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
+from mail_helpers import free_port, smtp_uri
+from markupsafe import escape
 from report_fixtures import ACCOUNTS, AS_OF, HOSTILE_TEAM, accounts_of, fill_marts
 
 from customer_health.reporting import (
     DeliveryResult,
     PublishResult,
     ReportError,
-    SmtpSettings,
+    build_message,
     deliver_from_env,
     deliver_reports,
     load_recipients,
     publish_reports,
-    smtp_from_env,
 )
 
 RECIPIENTS = {
@@ -34,34 +36,6 @@ RECIPIENTS = {
     HOSTILE_TEAM: ["dave@odd.example"],
     "ghost-team": ["nobody@ghost.example"],
 }
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        message = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +59,11 @@ def _parts(message: EmailMessage) -> tuple[str, str, str]:
     return body.get_content(), attachments[0].get_content(), attachments[0].get_filename()
 
 
-def test_each_team_gets_its_own_page_and_csv(published: PublishResult, smtp_server,
+def test_each_team_gets_its_own_page_and_csv(published: PublishResult, smtp_env,
                                              tmp_path: Path) -> None:
-    inbox, port = smtp_server
+    inbox, _ = smtp_env
     recipients = _write_recipients(tmp_path / "recipients.yml", RECIPIENTS)
-    smtp = SmtpSettings(host="127.0.0.1", port=port, sender="reports@chw.example")
-    result = deliver_reports(published, recipients, smtp)
+    result = deliver_reports(published, recipients)  # connection chw_smtp, from the env
 
     assert result == DeliveryResult(
         sent={t: RECIPIENTS[t] for t in ("north", "south", HOSTILE_TEAM)},
@@ -120,10 +93,10 @@ def test_each_team_gets_its_own_page_and_csv(published: PublishResult, smtp_serv
 
 
 def test_teams_without_recipients_are_reported_not_mailed(published: PublishResult,
-                                                         smtp_server, tmp_path: Path) -> None:
-    inbox, port = smtp_server
+                                                         smtp_env, tmp_path: Path) -> None:
+    inbox, _ = smtp_env
     recipients = _write_recipients(tmp_path / "r.yml", {"south": ["carol@south.example"]})
-    result = deliver_reports(published, recipients, SmtpSettings(host="127.0.0.1", port=port))
+    result = deliver_reports(published, recipients)
     assert result.sent == {"south": ["carol@south.example"]}
     assert result.without_recipients == sorted(["north", HOSTILE_TEAM])
     assert [rcpt for rcpt, _ in inbox.messages] == [["carol@south.example"]]
@@ -155,42 +128,113 @@ def test_example_recipients_file_parses() -> None:
     assert mapping and all(addresses for addresses in mapping.values())
 
 
-def test_smtp_settings_from_the_airflow_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    uri = ("smtp://reports%40corp.example:s%3Acret@smtp.corp.example:587"
-           "?disable_ssl=true&from_email=reports%40corp.example&timeout=10")
-    settings = SmtpSettings.from_connection(uri)
-    assert settings == SmtpSettings(host="smtp.corp.example", port=587,
-                                    user="reports@corp.example", password="s:cret",
-                                    starttls=True, ssl=False, sender="reports@corp.example",
-                                    timeout=10.0)
-    assert "s:cret" not in repr(settings)
-    plain = SmtpSettings.from_connection("smtp://mail:25?disable_ssl=true&disable_tls=true")
-    assert (plain.host, plain.port, plain.ssl, plain.starttls, plain.user) == (
-        "mail", 25, False, False, None)
-    assert SmtpSettings.from_connection("smtp://mail").ssl  # Airflow's default: SSL on
-    as_json = json.dumps({"conn_type": "smtp", "host": "mail", "port": 2525, "login": "u",
-                          "password": "p", "extra": {"disable_ssl": True}})
-    settings = SmtpSettings.from_connection(as_json)
-    assert (settings.port, settings.user, settings.password, settings.starttls) == (
-        2525, "u", "p", True)
-    monkeypatch.delenv("AIRFLOW_CONN_CHW_SMTP", raising=False)
-    assert smtp_from_env() is None
-    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", "smtp://mail:2525?disable_ssl=1")
-    assert smtp_from_env() == SmtpSettings.from_connection("smtp://mail:2525?disable_ssl=1")
-
-
-def test_deliver_from_env(published: PublishResult, smtp_server, tmp_path: Path,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deliver_from_env(published: PublishResult, smtp_server, no_smtp_connection,
+                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inbox, port = smtp_server
-    monkeypatch.delenv("AIRFLOW_CONN_CHW_SMTP", raising=False)
-    monkeypatch.delenv("CHW_REPORT_RECIPIENTS", raising=False)
     assert deliver_from_env(published) is None  # nothing configured: nothing sent
     recipients = _write_recipients(tmp_path / "r.yml", {"north": ["ann@north.example"]})
     monkeypatch.setenv("CHW_REPORT_RECIPIENTS", str(recipients))
     assert deliver_from_env(published) is None  # no SMTP connection yet
-    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP",
-                       f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
-                       "&from_email=reports%40chw.example")
+    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", smtp_uri(port))
     result = deliver_from_env(published)
     assert result is not None and result.sent == {"north": ["ann@north.example"]}
     assert [m["From"] for _, m in inbox.messages] == ["reports@chw.example"]
+
+
+def test_reports_go_through_a_connection_in_a_secrets_backend(
+        published: PublishResult, smtp_server, no_smtp_connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No variable: chw_smtp lives in a secrets backend (Airflow's local-file one here,
+    Vault or AWS Secrets Manager the same way), as a connection with extras."""
+    inbox, port = smtp_server
+    connections = tmp_path / "connections.json"
+    connections.write_text(json.dumps({"chw_smtp": {
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_ssl": True, "disable_tls": True,
+                  "from_email": "vault-reports@chw.example"}}}))
+    monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND",
+                       "airflow.secrets.local_filesystem.LocalFilesystemBackend")
+    monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND_KWARGS",
+                       json.dumps({"connections_file_path": str(connections)}))
+    monkeypatch.setenv("CHW_REPORT_RECIPIENTS", str(_write_recipients(
+        tmp_path / "r.yml", {"south": ["carol@south.example"]})))
+    result = deliver_from_env(published)
+    assert result is not None and result.sent == {"south": ["carol@south.example"]}
+    assert [(rcpt, m["From"]) for rcpt, m in inbox.messages] == [
+        (["carol@south.example"], "vault-reports@chw.example")]
+
+
+def test_an_unreachable_server_raises_and_sends_nothing(
+        published: PublishResult, no_smtp_connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CHW_SMTP", smtp_uri(free_port()))  # nobody listens
+    recipients = _write_recipients(tmp_path / "r.yml", {"north": ["ann@north.example"]})
+    with pytest.raises(OSError):
+        deliver_reports(published, recipients)
+
+
+def _structure(part: EmailMessage, depth: int = 0) -> list[str]:
+    lines = [f"{'  ' * depth}{part.get_content_type()}"]
+    for child in part.iter_parts():
+        lines += _structure(child, depth + 1)
+    return lines
+
+
+def test_the_mail_carries_its_charts_as_png_parts(published: PublishResult, smtp_env,
+                                                 tmp_path: Path) -> None:
+    """Outlook shows no inline SVG: each chart is an image/png part of a multipart/related
+    referenced by cid:, the page's text is escaped as on the web, the web page keeps SVG."""
+    inbox, _ = smtp_env
+    recipients = _write_recipients(tmp_path / "r.yml", {"north": ["ann@north.example"],
+                                                         HOSTILE_TEAM: ["dave@odd.example"]})
+    assert deliver_reports(published, recipients).failed == {}
+    assert len(inbox.messages) == 2
+    for _, message in inbox.messages:
+        assert _structure(message) == [
+            "multipart/mixed",
+            "  multipart/alternative",
+            "    text/plain",
+            "    multipart/related",
+            "      text/html",
+            "      image/png",
+            "      image/png",
+            "  text/csv",
+        ]
+        related = message.get_payload()[0].get_payload()[1]
+        page_part, *images = related.get_payload()
+        page = page_part.get_content()
+        assert "<svg" not in page.lower()
+        referenced = re.findall(r'<img src="cid:([^"]+)" alt="([^"]+)"', page)
+        assert len(referenced) == 2
+        by_cid = {part["Content-ID"]: part for part in images}
+        assert sorted(by_cid) == sorted(f"<{cid}>" for cid, _ in referenced)
+        for cid, alt in referenced:
+            image = by_cid[f"<{cid}>"]
+            assert image.get_content_type() == "image/png"
+            assert image.get_content_disposition() == "inline"
+            assert image.get_content().startswith(b"\x89PNG\r\n\x1a\n")
+            assert alt.startswith(("Accounts by health band:", "Average health"))
+        assert "img-src cid: data:" in page  # the mail's policy lets its own images load
+        # links into the reports folder would lead nowhere from a mailbox
+        assert 'href="../' not in page and '<nav class="links">' not in page
+        assert "<a" not in re.sub(r'<a href="(mailto|https?):', "", page)
+        team = next(t for t, a in (("north", ["ann@north.example"]),
+                                   (HOSTILE_TEAM, ["dave@odd.example"]))
+                    if a == message["To"].split(", "))
+        for account in accounts_of(team):
+            assert str(escape(account.name)) in page  # as Jinja escapes it
+        assert "<script>alert(1)</script>" not in page and "<b>x</b>" not in page
+    web_page = published.team("north").html_path.read_text()
+    assert web_page.count('data-chart="') == 2 and "<img" not in web_page
+
+
+def test_a_page_without_chart_data_reads_its_charts_as_text(published: PublishResult) -> None:
+    """A chart the mail cannot redraw (no data for it) becomes its text alternative."""
+    report = published.team("south")
+    bare = dataclasses.replace(report, chart_data={})
+    night = dataclasses.replace(published, teams=(bare,))
+    message = build_message(night, "south", ["carol@south.example"], "r@chw.example")
+    page = message.get_body(("html",)).get_content()
+    assert "<svg" not in page and 'src="cid:' not in page
+    assert "Accounts by health band:" in page
+    assert not [p for p in message.walk() if p.get_content_type() == "image/png"]

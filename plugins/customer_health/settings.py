@@ -88,7 +88,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CHW_ALERT_EMAILS",
         "",
         "comma-separated addresses told when a night fails or is published, through the "
-        "chw_smtp connection (the webhook: connection chw_alerts_webhook)",
+        "chw_smtp connection (other channels: connections chw_alerts_apprise, "
+        "chw_alerts_webhook)",
     ),
     EnvVar(
         "CHW_AIRFLOW_API_URL",

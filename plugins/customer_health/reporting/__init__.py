@@ -7,12 +7,11 @@
 
 from customer_health.reporting.delivery import (
     DeliveryResult,
-    SmtpSettings,
+    build_message,
     deliver_from_env,
     deliver_reports,
     load_recipients,
     recipients_file_from_env,
-    smtp_from_env,
 )
 from customer_health.reporting.publish import (
     PublishResult,
@@ -26,13 +25,12 @@ __all__ = [
     "DeliveryResult",
     "PublishResult",
     "ReportError",
-    "SmtpSettings",
     "TeamReport",
+    "build_message",
     "deliver_from_env",
     "deliver_reports",
     "load_recipients",
     "publish_reports",
     "recipients_file_from_env",
     "safe_file_stem",
-    "smtp_from_env",
 ]

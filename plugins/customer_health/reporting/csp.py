@@ -17,6 +17,9 @@ import re
 #: The policy of our own pages (templates/base.html writes it into each page).
 REPORT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                  "base-uri 'none'; form-action 'none'")
+#: The e-mailed pages' policy: the same, with the message's own parts as images
+#: (charts as PNG, `<img src="cid:...">`; reporting/mail_page.py).
+MAIL_POLICY = REPORT_POLICY.replace("img-src data:", "img-src cid: data:")
 
 _SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)

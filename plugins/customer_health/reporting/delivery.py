@@ -1,96 +1,36 @@
-"""E-mail each team its own page (HTML body, portfolio CSV attached).
+"""E-mail each team its own page (HTML body with PNG charts, portfolio CSV attached).
 
 Recipients come from a YAML mapping file (team -> list of addresses; env
 CHW_REPORT_RECIPIENTS). Each team gets one message of its own with its own page and CSV,
-so a team never receives another team's accounts. SMTP settings are explicit
-(`SmtpSettings`), or parsed from the Airflow connection `chw_smtp` given as env
-AIRFLOW_CONN_CHW_SMTP (URI or JSON) with the same extras as Airflow's SMTP provider.
+so a team never receives another team's accounts. The mail goes out through the Airflow
+connection `chw_smtp` with the SMTP provider's hook (customer_health.mailer), so the
+connection may live in an AIRFLOW_CONN_CHW_SMTP variable, a secrets backend or the UI.
+
+A message is multipart/mixed: a multipart/alternative of a plain-text summary and a
+multipart/related of the page's HTML with one image/png part per chart (referenced as
+`cid:`; no SVG, which Outlook does not show: reporting/mail_page.py), then the CSV.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import smtplib
-import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from customer_health.mailer import SMTP_CONN_ID, connection_defined, smtp_session
 from customer_health.reporting.formatting import long_date
+from customer_health.reporting.mail_page import mail_page
 from customer_health.reporting.publish import PublishResult, ReportError
 
 RECIPIENTS_ENV = "CHW_REPORT_RECIPIENTS"
-SMTP_CONN_ENV = "AIRFLOW_CONN_CHW_SMTP"
-DEFAULT_SENDER = "customer-health-reports@localhost"
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
-_TRUE = {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    starttls: bool = False
-    ssl: bool = False
-    sender: str = DEFAULT_SENDER
-    timeout: float = 30.0
-
-    @classmethod
-    def from_connection(cls, value: str) -> SmtpSettings:
-        """From an Airflow connection, as a URI (smtp://user:pass@host:port?from_email=...)
-        or as JSON ({"host": ..., "login": ..., "extra": {...}}).
-
-        Like Airflow's SMTP hook: SSL and STARTTLS are on unless the extras
-        `disable_ssl` / `disable_tls` say otherwise; `from_email` is the sender.
-        """
-        value = value.strip()
-        if value.startswith("{"):
-            data = json.loads(value)
-            extra = data.get("extra") or {}
-            if isinstance(extra, str):
-                extra = json.loads(extra) if extra else {}
-            host, port = data.get("host") or "", data.get("port")
-            user, password = data.get("login"), data.get("password")
-        else:
-            parts = urlsplit(value)
-            extra = dict(parse_qsl(parts.query))
-            if "__extra__" in extra:
-                extra = json.loads(extra["__extra__"])
-            host, port = parts.hostname or "", parts.port
-            user = unquote(parts.username) if parts.username else None
-            password = unquote(parts.password) if parts.password else None
-        if not host:
-            raise ValueError("the SMTP connection has no host")
-        use_ssl = not _flag(extra.get("disable_ssl"))
-        return cls(
-            host=host,
-            port=int(port) if port else (465 if use_ssl else 25),
-            user=user or None,
-            password=password or None,
-            starttls=not use_ssl and not _flag(extra.get("disable_tls")),
-            ssl=use_ssl,
-            sender=extra.get("from_email") or DEFAULT_SENDER,
-            timeout=float(extra.get("timeout", 30)),
-        )
-
-
-def _flag(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in _TRUE
-
-
-def smtp_from_env() -> SmtpSettings | None:
-    """The `chw_smtp` connection from AIRFLOW_CONN_CHW_SMTP, or None when it is not set."""
-    value = os.environ.get(SMTP_CONN_ENV, "").strip()
-    return SmtpSettings.from_connection(value) if value else None
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
 
 
 def recipients_file_from_env() -> Path | None:
@@ -145,23 +85,34 @@ def _plain(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
 
 
+def _domain(sender: str) -> str:
+    domain = sender.rsplit("@", 1)[-1].strip(">").strip()
+    return domain if _DOMAIN.match(domain) else "localhost"
+
+
 def build_message(result: PublishResult, team: str, recipients: list[str],
                   sender: str) -> EmailMessage:
-    """One team's e-mail: its page as the HTML body, its CSV attached."""
+    """One team's e-mail: its page as the HTML body (charts as PNG parts), its CSV attached."""
     report = result.team(team)
     day = long_date(result.as_of_date)
+    domain = _domain(sender)
+    page = mail_page(report.html_path.read_text(encoding="utf-8"), report.chart_data, domain)
     msg = EmailMessage()
     msg["Subject"] = _plain(f"Customer health: {team}, {day}")
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1] or None)
+    msg["Message-ID"] = make_msgid(domain=domain)
     msg.set_content(
         f"Customer health report of team {_plain(team)}, data as of {day}.\n"
         f"{report.accounts} accounts. Open the HTML part of this message to read it; the\n"
         "portfolio table is attached as CSV.\n"
     )
-    msg.add_alternative(report.html_path.read_text(encoding="utf-8"), subtype="html")
+    msg.add_alternative(page.html, subtype="html")
+    html_part = msg.get_payload()[-1]
+    for cid, image in page.images:
+        html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{cid}>",
+                              filename=f"{image.name}.png", disposition="inline")
     msg.add_attachment(
         report.csv_path.read_bytes(),
         maintype="text",
@@ -171,23 +122,11 @@ def build_message(result: PublishResult, team: str, recipients: list[str],
     return msg
 
 
-def connect_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
-    context = ssl.create_default_context()
-    if smtp.ssl:
-        client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout,
-                                                 context=context)
-    else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-        if smtp.starttls:
-            client.starttls(context=context)
-    if smtp.user:
-        client.login(smtp.user, smtp.password or "")
-    return client
-
-
 def deliver_reports(result: PublishResult, recipients_file: Path,
-                    smtp: SmtpSettings) -> DeliveryResult:
-    """Send each team with recipients its own page; report who got what."""
+                    smtp_conn_id: str = SMTP_CONN_ID) -> DeliveryResult:
+    """Send each team with recipients its own page through the Airflow connection
+    `smtp_conn_id`; report who got what. Raises when the connection is undefined or
+    the server cannot be reached or logged in to (nothing was sent then)."""
     mapping = load_recipients(recipients_file)
     teams = {t.team for t in result.teams}
     delivery = DeliveryResult(
@@ -197,11 +136,11 @@ def deliver_reports(result: PublishResult, recipients_file: Path,
     to_send = [t.team for t in result.teams if mapping.get(t.team)]
     if not to_send:
         return delivery
-    with connect_smtp(smtp) as client:
+    with smtp_session(smtp_conn_id) as session:
         for team in to_send:
-            message = build_message(result, team, mapping[team], smtp.sender)
+            message = build_message(result, team, mapping[team], session.sender)
             try:
-                refused = client.send_message(message, smtp.sender, mapping[team])
+                refused = session.send(message, mapping[team])
             except smtplib.SMTPException as exc:
                 delivery.failed[team] = str(exc)
                 continue
@@ -213,8 +152,9 @@ def deliver_reports(result: PublishResult, recipients_file: Path,
 
 
 def deliver_from_env(result: PublishResult) -> DeliveryResult | None:
-    """Deliver when both AIRFLOW_CONN_CHW_SMTP and CHW_REPORT_RECIPIENTS are set, else None."""
-    smtp, recipients = smtp_from_env(), recipients_file_from_env()
-    if smtp is None or recipients is None:
+    """Deliver when CHW_REPORT_RECIPIENTS is set and Airflow knows the connection
+    `chw_smtp` (from any source); None, and nothing sent, when either is missing."""
+    recipients = recipients_file_from_env()
+    if recipients is None or not connection_defined(SMTP_CONN_ID):
         return None
-    return deliver_reports(result, recipients, smtp)
+    return deliver_reports(result, recipients)

@@ -30,13 +30,13 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from customer_health import settings
-from customer_health.reporting import csp, render
+from customer_health.reporting import charts, csp, render
 from customer_health.reporting.data import MartsMissingError, NightData, load_night
 from customer_health.reporting.glossary import load_glossary
 from customer_health.reporting.model import team_view
@@ -60,6 +60,8 @@ class TeamReport:
     html_path: Path
     csv_path: Path
     accounts: int
+    #: chart name -> the data its chart was drawn from (the e-mail draws them as PNG)
+    chart_data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
             encoding="utf-8",
         )
         render.write_team_csv(view, csv_path)
-        reports.append(TeamReport(team, stem, html_path, csv_path, view.headline.accounts))
+        reports.append(TeamReport(team, stem, html_path, csv_path, view.headline.accounts,
+                                  {charts.BANDS: view.headline.bands, charts.TREND: view.trend}))
         index_rows.append({"team": team, "href": f"teams/{stem}.html", "h": view.headline})
     quality_href = _safe_href((quality or {}).get("docs_path"))
     if checks is not None:
@@ -287,8 +290,8 @@ def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     teams = [
-        TeamReport(t.team, t.stem, final / "teams" / t.html_path.name,
-                   final / "teams" / t.csv_path.name, t.accounts)
+        replace(t, html_path=final / "teams" / t.html_path.name,
+                csv_path=final / "teams" / t.csv_path.name)
         for t in teams
     ]
     latest = point_latest(root)
