@@ -13,7 +13,7 @@ import re
 from datetime import date
 
 import matplotlib
-from matplotlib.dates import AutoDateLocator, num2date
+from matplotlib.dates import num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -137,8 +137,9 @@ def trend_chart(series: list[tuple[date, float]], prefix: str) -> str:
                     color=MUTED)
         ax.set_ylim(low, high)
         ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
-        locator = AutoDateLocator(minticks=3, maxticks=6)
-        ax.xaxis.set_major_locator(locator)
+        # ticks on whole days only (a date's number is its midnight): a few nights'
+        # automatic locator would tick every few hours, and each label repeat the day
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=1))
         ax.xaxis.set_major_formatter(FuncFormatter(_day_month))
         ax.margins(x=0.01)
         ax.tick_params(length=0, labelsize=10)
