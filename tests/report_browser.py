@@ -100,7 +100,8 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
     binary = chromium_path()
     if binary is None:
         raise RuntimeError(CHROMIUM_HINT)
-    with tempfile.TemporaryDirectory(prefix="chw-chromium-") as profile:
+    # chromium's helper processes may still write the profile as it exits
+    with tempfile.TemporaryDirectory(prefix="chw-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [binary, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
