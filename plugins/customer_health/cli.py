@@ -457,18 +457,18 @@ def report(day: date, no_docs: bool) -> None:
 @main.command()
 @click.option(
     "--accounts",
-    default=60,
+    default=100,
     show_default=True,
     type=click.IntRange(1),
-    help="Number of customer accounts to simulate.",
+    help="Number of customer accounts to simulate (fewer: emptier lists, e.g. win-back).",
 )
 @click.option(
     "--history-days",
-    default=120,
+    default=60,
     show_default=True,
     type=click.IntRange(2),
-    help="Days of exports to generate and load (lifetime revenue and churn build up over "
-    "them: fewer days leave the win-back list empty).",
+    help="Days of exports to generate and load, night by night (the first, full export "
+    "also holds two years of history before them).",
 )
 @click.option(
     "--built-nights",
