@@ -52,6 +52,28 @@ def test_every_command_has_help() -> None:
         assert "Usage:" in result.output
 
 
+def test_help_lists_every_environment_variable() -> None:
+    """`chw --help` ends with the variables of settings.ENV_VARS (what .env.example
+    points to), each with its default, in lines a terminal shows whole."""
+    from customer_health.settings import ENV_VARS
+
+    output = CliRunner().invoke(main, ["--help"], terminal_width=80).output
+    section = output[output.index("Environment variables"):]
+    for var in ENV_VARS:
+        assert f"  {var.name}" in section, var.name
+        if var.default:
+            assert f"{var.name} [{var.default}]" in section
+    assert max(len(line) for line in section.splitlines()) <= 80
+
+
+def test_demo_options_have_help() -> None:
+    output = CliRunner().invoke(main, ["demo", "--help"], terminal_width=100).output
+    for option in ("--accounts", "--seed", "--history-days", "--built-nights", "--nights"):
+        line = next(x for x in output.splitlines() if x.strip().startswith(option))
+        text = line.split("  ", 2)[-1].strip()  # after the option and its metavar
+        assert text and not text.startswith("["), line  # a help text, not only the default
+
+
 def test_warehouse_url_prints_the_configured_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHW_WAREHOUSE_URL", "postgresql://someone@db.example:5433/wh")
     result = CliRunner().invoke(main, ["warehouse", "url"])

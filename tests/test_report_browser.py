@@ -31,6 +31,35 @@ PROBE = """JSON.parse(JSON.stringify({
   width: document.documentElement.scrollWidth,
 }))"""
 
+#: A phone's width (an iPhone 12-15 in portrait, in CSS pixels).
+PHONE_WIDTH = 390
+
+# At a phone's width: what sticks out of the viewport outside a sideways-scrolling box,
+# and how each account name in a table is laid out (lines against words).
+PHONE_PROBE = """JSON.parse(JSON.stringify((() => {
+  const vw = document.documentElement.clientWidth;
+  const scrolls = el => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  const outside = [...document.body.querySelectorAll('*')]
+    .filter(el => el.getBoundingClientRect().right > vw + 1 && !scrolls(el))
+    .map(el => el.tagName + '.' + el.className);
+  const names = [...document.querySelectorAll('td .name')].map(el => ({
+    text: el.textContent,
+    // pieces between the places a browser may break a line without breaking a word
+    words: el.textContent.trim().split(/[\\s)\\/-]+/).filter(Boolean).length,
+    lines: new Set([...el.getClientRects()].map(r => Math.round(r.top))).size,
+    cell: el.closest('td').getBoundingClientRect().width,
+  }));
+  const wraps = [...document.querySelectorAll('.table-wrap')].map(w => ({
+    scrolls: w.scrollWidth > w.clientWidth, right: w.getBoundingClientRect().right}));
+  return {width: document.documentElement.scrollWidth, vw, outside, names, wraps};
+})()))"""
+
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason=CHROMIUM_HINT)
 
 
@@ -63,6 +92,26 @@ def test_team_page_renders_in_chromium(published: PublishResult) -> None:
     assert "<script>alert(1)</script>" in probe["text"]  # shown as text, not run
     assert "Movers" in probe["text"] and "Portfolio" in probe["text"]
     assert probe["width"] <= 1280  # no horizontal overflow at desktop width
+    assert shot.stat().st_size > 20_000
+
+
+def test_team_page_reads_on_a_phone(published: PublishResult) -> None:
+    """At 390 px the page never scrolls sideways: wide tables scroll inside their block,
+    and account names keep whole words on a line instead of wrapping letter by letter."""
+    run = open_page(published.team("north").html_path, PHONE_PROBE, width=PHONE_WIDTH,
+                    height=900)
+    shot = _save("report-team-north-390px.png", run.screenshot)
+    assert run.errors == []
+    probe = run.probe
+    assert probe["vw"] == PHONE_WIDTH
+    assert probe["width"] <= PHONE_WIDTH
+    assert probe["outside"] == []
+    assert probe["wraps"] and all(w["right"] <= PHONE_WIDTH for w in probe["wraps"])
+    assert any(w["scrolls"] for w in probe["wraps"])  # the portfolio does not fit: it scrolls
+    assert len(probe["names"]) >= 6
+    for name in probe["names"]:
+        assert name["lines"] <= name["words"], name  # no word broken over lines
+        assert name["cell"] >= 120, name
     assert shot.stat().st_size > 20_000
 
 

@@ -40,6 +40,23 @@ def main() -> None:
     """
 
 
+def environment_help(width: int = 74) -> str:
+    """`chw --help`'s closing section: every variable of settings.ENV_VARS, its default
+    and meaning (click's `\\b` keeps the layout as written)."""
+    import textwrap
+
+    lines = ["\b", "Environment variables (defaults in brackets):"]
+    for var in settings.ENV_VARS:
+        default = f" [{var.default}]" if var.default else ""
+        lines.append(f"  {var.name}{default}")
+        lines += textwrap.wrap(var.meaning, width, initial_indent="      ",
+                               subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+main.epilog = environment_help()
+
+
 # --- sample data ---------------------------------------------------------------------------
 
 
@@ -437,44 +454,51 @@ def report(day: date, no_docs: bool) -> None:
                f" (data quality: {status['status']})")
 
 
-def _load_history(url: str, landing: str, first: date, last: date) -> None:
-    """Load the exports before the demo's nights with the loader the DAG's tasks use,
-    so the nights that run through Airflow start from the full history."""
-    from customer_health.loading import load_export
-
-    if last < first:
-        return
-    days = (last - first).days + 1
-    bar = Progress(days, "loading earlier exports")
-    for i in range(days):
-        results = load_export(url, landing, first + timedelta(days=i))
-        rejected = [r for r in results if r.status == "rejected"]
-        if rejected:
-            raise click.ClickException(
-                "; ".join(f"{r.path} rejected: {r.message}" for r in rejected)
-            )
-        bar.update(i + 1)
-
-
 @main.command()
-@click.option("--accounts", default=60, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--accounts",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of customer accounts to simulate (fewer: emptier lists, e.g. win-back).",
+)
 @click.option(
     "--history-days",
     default=60,
     show_default=True,
     type=click.IntRange(2),
-    help="Days of exports to generate.",
+    help="Days of exports to generate and load, night by night (the first, full export "
+    "also holds two years of history before them).",
+)
+@click.option(
+    "--built-nights",
+    default=12,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Earlier nights whose marts are built (dbt models only: no tests, no quality "
+    "gates, no reports) before the DAG's nights, so the reports show trends, 7-day "
+    "changes and movers; 7 or more fill the movers.",
 )
 @click.option(
     "--nights",
-    default=3,
+    default=2,
     show_default=True,
     type=click.IntRange(1),
-    help="How many of the last nights to run through the pipeline.",
+    help="How many of the last nights to run through the nightly DAG (every task: "
+    "load, checks, dbt build with tests, publish, reports).",
 )
-@click.option("--seed", default=7, show_default=True, type=int)
-def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
-    """Generate a small landing area under CHW_HOME and run its last few nights."""
+@click.option(
+    "--seed",
+    default=7,
+    show_default=True,
+    type=int,
+    help="Random seed of the simulated exports: the same seed, the same accounts and story.",
+)
+def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed: int) -> None:
+    """Generate a landing area under CHW_HOME, build the marts of its earlier nights and
+    run its last few nights through the nightly DAG: reports as a team sees them after
+    weeks of use."""
+    from customer_health.demo_history import HistoryError, build_history
     from customer_health.generate import generate_landing
     from customer_health.warehouse import embedded_paths, is_embedded, redact, warehouse_session
 
@@ -494,8 +518,20 @@ def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
         progress=lambda done, _total: bar.update(done),
     )
     first_night = max(start, end - timedelta(days=nights - 1))
+    built_from = max(start, first_night - timedelta(days=built_nights))
+    history_note = "no earlier night"
     with warehouse_session() as url:
-        _load_history(url, str(landing), start, first_night - timedelta(days=1))
+        before = first_night - timedelta(days=1)
+        if before >= start:
+            bar = Progress((before - start).days + 1, "loading earlier exports, building "
+                           f"the marts of {built_from}..{before}")
+            try:
+                history = build_history(url, str(landing), start, built_from, before,
+                                        progress=lambda done, _total: bar.update(done))
+            except HistoryError as exc:
+                raise click.ClickException(str(exc)) from None
+            history_note = history.describe()
+            say(history_note)
         day = first_night
         while day <= end:
             if not _run_nightly(day, str(landing)):
@@ -503,7 +539,9 @@ def demo(accounts: int, history_days: int, nights: int, seed: int) -> None:
             day += timedelta(days=1)
         where = redact(url)
     click.echo("")
-    click.echo(f"demo done: {accounts} accounts, nights {first_night}..{end}")
+    click.echo(f"demo done: {accounts} accounts, {history_days} days of exports, nights "
+               f"{first_night}..{end} through the DAG")
+    click.echo(f"  before them  : {history_note}")
     click.echo(f"  landing area : {landing}")
     latest = settings.reports_dir() / "latest"
     click.echo(f"  reports      : {latest / 'index.html'} (every team's page)")

@@ -128,8 +128,9 @@ def _failures(result: object) -> tuple[dict[str, str], list[str]]:
 
 def run_dbt(args: list[str], url: str, as_of_date: date | None = None,
             extra_vars: dict[str, str] | None = None,
-            target_path: Path | None = None) -> DbtRunResult:
-    """Invoke dbt in process (e.g. `["build"]`) against the warehouse at `url`.
+            target_path: Path | None = None, manifest: object = None) -> DbtRunResult:
+    """Invoke dbt in process (e.g. `["build"]`) against the warehouse at `url`; with
+    `manifest` (a parse's result), without parsing the project again.
 
     Raises DbtRunError naming the failed node(s) when the invocation does not succeed.
     """
@@ -139,7 +140,7 @@ def run_dbt(args: list[str], url: str, as_of_date: date | None = None,
         path.mkdir(parents=True, exist_ok=True)
     command = dbt_command(args, as_of_date, extra_vars, target_path)
     with _environment(dbt_env(url)):
-        outcome = dbtRunner().invoke(command)
+        outcome = dbtRunner(manifest=manifest).invoke(command)
     statuses, failed = _failures(outcome.result)
     if not outcome.success:
         where = f" for as_of_date {as_of_date.isoformat()}" if as_of_date else ""

@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 import matplotlib
-from matplotlib.dates import AutoDateLocator, num2date
+from matplotlib.dates import num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -191,8 +191,9 @@ def _trend_figure(series: list[tuple[date, float]]) -> tuple[Figure, str]:
                 color=MUTED)
     ax.set_ylim(low, high)
     ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
-    locator = AutoDateLocator(minticks=3, maxticks=6)
-    ax.xaxis.set_major_locator(locator)
+    # ticks on whole days only (a date's number is its midnight): a few nights'
+    # automatic locator would tick every few hours, and each label repeat the day
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=1))
     ax.xaxis.set_major_formatter(FuncFormatter(_day_month))
     ax.margins(x=0.01)
     ax.tick_params(length=0, labelsize=10)
