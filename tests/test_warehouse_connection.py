@@ -288,3 +288,22 @@ def test_the_local_mode_dag_points_each_dbt_task_at_the_warehouse(
     assert dbt_tasks
     assert all(t.interceptors == [point_at_warehouse] for t in dbt_tasks)
     assert all(t._pre_execute_hook is None for t in dbt_tasks)  # nothing sets os.environ
+
+
+def test_chw_warehouse_url_prints_the_connection_before_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from customer_health.cli import main
+
+    monkeypatch.setenv("CHW_WAREHOUSE_URL", ELSEWHERE)
+    monkeypatch.setenv("AIRFLOW_CONN_CHW_WAREHOUSE",
+                       "postgres://chw@db.example:6543/wh?sslmode=verify-full&connect_timeout=7")
+    result = CliRunner().invoke(main, ["warehouse", "url"])
+    assert result.exit_code == 0, result.output
+    assert conninfo_to_dict(result.stdout.strip().splitlines()[-1]) == {
+        "host": "db.example", "port": "6543", "user": "chw", "dbname": "wh",
+        "sslmode": "verify-full", "connect_timeout": "7"}
+    start = CliRunner().invoke(main, ["warehouse", "start"])
+    assert start.exit_code == 1
+    assert "the Airflow connection 'chw_warehouse'" in start.output

@@ -39,6 +39,11 @@ def main() -> None:
     Airflow connection chw_warehouse, else CHW_WAREHOUSE_URL; with neither, an embedded
     PostgreSQL is started there when a command needs it.
     """
+    from customer_health.airflow_env import configure_local_airflow
+
+    # before anything imports Airflow (the warehouse's connection is looked up through it):
+    # Airflow's home is CHW_HOME/airflow unless AIRFLOW_HOME says otherwise
+    configure_local_airflow()
 
 
 # --- sample data ---------------------------------------------------------------------------
