@@ -119,7 +119,7 @@ def customer_health_nightly():
             render_config=render,
             operator_args={
                 "vars": {"as_of_date": "{{ ds }}", "marts_schema": "marts_shadow"},
-                "pre_execute": dbt_cosmos.set_dbt_environment,
+                "interceptors": [dbt_cosmos.point_at_warehouse],
                 "execution_timeout": timedelta(hours=1),
             },
         )

@@ -97,7 +97,7 @@ def test_a_model_selector_selects_that_model_only(monkeypatch) -> None:
     from dbt.cli.main import dbtRunner
 
     from customer_health import dbt_cosmos
-    from customer_health.transform import dbt_env
+    from customer_health.warehouse_connection import dbt_env
 
     manifest = json.loads(dbt_cosmos.manifest_path().read_text())
     project = manifest["metadata"]["project_name"]

@@ -374,30 +374,45 @@ def test_state_landing_and_reports_live_on_named_volumes(
     assert source in compose["volumes"]
 
 
-def test_warehouse_url_names_the_warehouse_service(
-    services: dict[str, Any], common_env: dict[str, str]
+def test_the_warehouse_is_set_once_as_the_airflow_connection(
+    services: dict[str, Any], common_env: dict[str, str], raw: dict[str, Any]
 ) -> None:
-    url = conninfo_to_dict(common_env["CHW_WAREHOUSE_URL"])
-    warehouse = services["warehouse"]["environment"]
-    assert (url["host"], url["port"]) == ("warehouse", "5432")
-    assert url["dbname"] == warehouse["POSTGRES_DB"]
-    assert url["user"] == warehouse["POSTGRES_USER"]
-    assert url["password"] == warehouse["POSTGRES_PASSWORD"]
-
-
-def test_airflow_warehouse_connection_names_the_same_server(common_env: dict[str, str]) -> None:
+    """One definition of the warehouse (the connection chw_warehouse), not a second one in
+    CHW_WAREHOUSE_URL that could name another server; it is the bundled service."""
     from airflow.models.connection import Connection
 
+    defined = {(key, value) for _, key, value in _environments(raw)
+               if key in ("CHW_WAREHOUSE_URL", "AIRFLOW_CONN_CHW_WAREHOUSE")}
+    assert [key for key, _ in defined] == ["AIRFLOW_CONN_CHW_WAREHOUSE"]
     conn = Connection(conn_id="chw_warehouse", uri=common_env["AIRFLOW_CONN_CHW_WAREHOUSE"])
-    url = conninfo_to_dict(common_env["CHW_WAREHOUSE_URL"])
+    warehouse = services["warehouse"]["environment"]
     assert conn.conn_type == "postgres"
-    assert (conn.host, str(conn.port), conn.schema, conn.login, conn.password) == (
-        url["host"],
-        url["port"],
-        url["dbname"],
-        url["user"],
-        url["password"],
+    assert (conn.host, conn.port, conn.schema, conn.login, conn.password) == (
+        "warehouse",
+        5432,
+        warehouse["POSTGRES_DB"],
+        warehouse["POSTGRES_USER"],
+        warehouse["POSTGRES_PASSWORD"],
     )
+
+
+def test_the_warehouse_connection_keeps_extras_added_in_an_override(
+    raw: dict[str, Any],
+) -> None:
+    """docs/deployment.md: TLS is the connection's query string; every parameter reaches
+    the driver (customer_health.warehouse_connection)."""
+    from airflow.models.connection import Connection
+
+    from customer_health.warehouse_connection import conninfo_from_connection
+
+    value = raw["x-airflow-common"]["environment"]["AIRFLOW_CONN_CHW_WAREHOUSE"]
+    uri = interpolate(value, {"CHW_WAREHOUSE_PASSWORD": "pw"})
+    uri += "?sslmode=verify-full&sslrootcert=%2Fcerts%2Fca.pem&connect_timeout=7"
+    params = conninfo_to_dict(conninfo_from_connection(Connection(conn_id="chw_warehouse",
+                                                                  uri=uri)))
+    assert params == {"host": "warehouse", "port": "5432", "user": "chw", "password": "pw",
+                      "dbname": "chw", "sslmode": "verify-full",
+                      "sslrootcert": "/certs/ca.pem", "connect_timeout": "7"}
 
 
 @pytest.mark.parametrize("key", ["AIRFLOW_CONN_CHW_SMTP", "AIRFLOW_CONN_CHW_ALERTS_WEBHOOK",

@@ -35,9 +35,15 @@ DATE = {"callback": _parse_date, "metavar": "YYYY-MM-DD"}
 def main() -> None:
     """Customer Health Workflows: nightly customer health from CRM and billing exports.
 
-    State lives under CHW_HOME (default .chw/ in the checkout). With CHW_WAREHOUSE_URL
-    unset, an embedded PostgreSQL is started there when a command needs it.
+    State lives under CHW_HOME (default .chw/ in the checkout). The warehouse is the
+    Airflow connection chw_warehouse, else CHW_WAREHOUSE_URL; with neither, an embedded
+    PostgreSQL is started there when a command needs it.
     """
+    from customer_health.airflow_env import configure_local_airflow
+
+    # before anything imports Airflow (the warehouse's connection is looked up through it):
+    # Airflow's home is CHW_HOME/airflow unless AIRFLOW_HOME says otherwise
+    configure_local_airflow()
 
 
 def environment_help(width: int = 74) -> str:
@@ -118,12 +124,14 @@ def warehouse() -> None:
 
 @warehouse.command("url")
 def warehouse_url() -> None:
-    """Print the URI of the warehouse in use."""
+    """Print the connection of the warehouse in use (`chw warehouse status` says where it
+    came from)."""
     from customer_health import warehouse as wh
+    from customer_health.warehouse_connection import configured
 
-    configured = settings.warehouse_url_setting()
-    if configured:
-        click.echo(configured)
+    target = configured()
+    if target is not None:
+        click.echo(target.conninfo)
         return
     paths = wh.embedded_paths()
     try:
@@ -138,13 +146,20 @@ def warehouse_url() -> None:
         say("note: the embedded warehouse is stopped; `chw warehouse start` keeps it running")
 
 
+def _configured_source() -> str:
+    from customer_health.warehouse_connection import configured
+
+    target = configured()
+    return f"the warehouse is configured ({target.source if target else '?'})"
+
+
 @warehouse.command("start")
 def warehouse_start() -> None:
     """Start the embedded warehouse and keep it running until `chw warehouse stop`."""
     from customer_health import warehouse as wh
 
     if not wh.is_embedded():
-        raise click.ClickException("CHW_WAREHOUSE_URL is set: there is no embedded server to start")
+        raise click.ClickException(f"{_configured_source()}: there is no embedded server to start")
     url = wh.acquire_embedded()
     wh.pin_embedded(True)
     wh.release_embedded()
@@ -157,7 +172,7 @@ def warehouse_stop() -> None:
     from customer_health import warehouse as wh
 
     if not wh.is_embedded():
-        raise click.ClickException("CHW_WAREHOUSE_URL is set: there is no embedded server to stop")
+        raise click.ClickException(f"{_configured_source()}: there is no embedded server to stop")
     was_running = wh.stop_embedded()
     click.echo("stopped" if was_running else "was not running")
 
@@ -166,11 +181,13 @@ def warehouse_stop() -> None:
 def warehouse_status() -> None:
     """Say which warehouse is in use and whether it answers."""
     from customer_health import warehouse as wh
+    from customer_health.warehouse_connection import configured
 
-    if not wh.is_embedded():
-        url = settings.warehouse_url_setting() or ""
-        version = wh.check_connection(url)
-        click.echo(f"configured warehouse {wh.redact(url)}: PostgreSQL {version}")
+    target = configured()
+    if target is not None:
+        version = wh.check_connection(target.conninfo)
+        click.echo(f"configured warehouse {wh.redact(target.conninfo)} ({target.source}):"
+                   f" PostgreSQL {version}")
         return
     paths = wh.embedded_paths()
     state = "running" if wh.embedded_running(paths) else "stopped"
@@ -555,6 +572,16 @@ def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed:
     click.echo(f"  Airflow home : {settings.airflow_home()}")
 
 
+def _configured_conninfo() -> str | None:
+    from customer_health.warehouse_connection import configured
+
+    try:
+        target = configured()
+    except Exception:  # noqa: BLE001 - naming the host is a courtesy; the error is reported
+        return None
+    return target.conninfo if target else None
+
+
 def _fail(message: str, code: int = 1) -> None:
     """One line on stderr, never a traceback, and a non-zero exit."""
     click.echo(f"chw: {message}", err=True)
@@ -591,7 +618,7 @@ def entrypoint() -> None:
         import psycopg
 
         if isinstance(exc, psycopg.OperationalError):
-            _fail(connection_failure(settings.warehouse_url_setting(), exc))
+            _fail(connection_failure(_configured_conninfo(), exc))
         raise
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -4,13 +4,15 @@
   `dbt ls` at every DAG parse: `manifest_path()` runs `dbt parse` once per version of
   the project's files and keeps the manifest under `CHW_HOME/dbt/manifests/<hash>/`.
 - The connection comes from `dbt_project/profiles.yml`, which reads `CHW_DBT_*`
-  environment variables only. Each dbt task sets them right before it runs from the
-  warehouse the task would use (`nightly.warehouse_url()`), so no secret is rendered
-  into a template field or stored in Airflow's database.
+  environment variables only. Each dbt task's interceptor (`point_at_warehouse`) puts
+  them, for the warehouse the task would use (customer_health.warehouse_connection), into
+  the operator's `env` after its fields are rendered, so no secret is rendered into a
+  template field or stored in Airflow's database, and `os.environ` is left as it was.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -72,12 +74,30 @@ def _parse_into(target: Path) -> None:
         raise RuntimeError(f"dbt parse of {project} failed: {outcome.exception or 'see its log'}")
 
 
-def set_dbt_environment(context=None) -> None:
-    """`pre_execute` hook of every dbt task: the profile's variables for this warehouse."""
+def point_at_warehouse(context, operator) -> None:
+    """Cosmos interceptor of every dbt task: the profile's variables for this warehouse
+    go into the operator's own `env` (never `os.environ`), and its dbt run is wrapped so
+    that what Cosmos writes into `os.environ` (its OpenLineage step copies the whole
+    environment there) is undone when the run ends, even when it fails."""
     from customer_health.nightly import warehouse_url
-    from customer_health.transform import dbt_env
+    from customer_health.warehouse_connection import dbt_env
 
-    os.environ.update(dbt_env(warehouse_url()))
+    operator.env = {**(operator.env or {}), **dbt_env(warehouse_url())}
+    operator.run_command = _restoring_environ(operator.run_command)
+
+
+def _restoring_environ(run):
+    @functools.wraps(run)
+    def wrapper(*args, **kwargs):
+        before = dict(os.environ)
+        try:
+            return run(*args, **kwargs)
+        finally:
+            for key in [k for k in os.environ if k not in before]:
+                del os.environ[key]
+            os.environ.update(before)
+
+    return wrapper
 
 
 def cosmos_configs():

@@ -11,10 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from customer_health import settings
 from customer_health.failures import PermanentFailure, fails_at_once
+from customer_health.warehouse_connection import task_conninfo as warehouse_url
 
 log = logging.getLogger(__name__)
-
-WAREHOUSE_CONN_ID = "chw_warehouse"
 
 
 class ExportFolderIncomplete(PermanentFailure):
@@ -23,38 +22,6 @@ class ExportFolderIncomplete(PermanentFailure):
 
 class FileRejected(PermanentFailure):
     """A file of the night's export was rejected whole; the night must not go on."""
-
-
-def warehouse_url() -> str:
-    """The warehouse a task works on: `CHW_WAREHOUSE_URL`, else the `chw_warehouse`
-    Airflow connection. Tasks never start the embedded server: `chw run` does that
-    and passes its URI down through `CHW_WAREHOUSE_URL`."""
-    configured = settings.warehouse_url_setting()
-    if configured:
-        return configured
-    try:
-        from airflow.sdk import Connection
-
-        conn = Connection.get(WAREHOUSE_CONN_ID)
-    except Exception as exc:  # the SDK raises its own not-found error types
-        raise RuntimeError(
-            "no warehouse configured: set CHW_WAREHOUSE_URL or the Airflow connection "
-            f"{WAREHOUSE_CONN_ID!r} (AIRFLOW_CONN_CHW_WAREHOUSE)"
-        ) from exc
-    return _conn_to_libpq(conn)
-
-
-def _conn_to_libpq(conn) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    params = {
-        "host": conn.host,
-        "port": conn.port,
-        "user": conn.login,
-        "password": conn.password,
-        "dbname": conn.schema,
-    }
-    return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
 def as_of_date(logical_date: datetime) -> date:

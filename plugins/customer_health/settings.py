@@ -33,7 +33,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "CHW_WAREHOUSE_URL",
         "(embedded)",
-        "libpq URI of the warehouse; unset: an embedded PostgreSQL is started under CHW_HOME",
+        "libpq URI of the warehouse, used only where no Airflow connection chw_warehouse is "
+        "defined; neither: chw starts an embedded PostgreSQL under CHW_HOME",
+        needed_by_dags=False,
     ),
     EnvVar(
         "CHW_LANDING",

@@ -1,7 +1,8 @@
 """Running the dbt project in process, and the analyst role on its marts.
 
 dbt reads its connection from environment variables only (`dbt_project/profiles.yml`);
-`dbt_env` derives them from the warehouse URI. Generated files (target/, logs/) go under
+`customer_health.warehouse_connection.dbt_env` derives them from the warehouse, set for
+one invocation and restored after it. Generated files (target/, logs/) go under
 `CHW_HOME/dbt/`, never into the checkout.
 """
 
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict
-
 from customer_health import settings
 from customer_health.failures import PermanentFailure, is_transient_message
+from customer_health.warehouse_connection import dbt_env
 
 ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
@@ -47,22 +47,6 @@ class DbtRunResult:
     args: list[str]
     statuses: dict[str, str] = field(default_factory=dict)
     raw: object = None
-
-
-def dbt_env(url: str) -> dict[str, str]:
-    """The environment variables `profiles.yml` reads, from a libpq URI or conninfo."""
-    params = conninfo_to_dict(url)
-    env = {
-        "CHW_DBT_HOST": params.get("host") or "127.0.0.1",
-        "CHW_DBT_PORT": str(params.get("port") or "5432"),
-        "CHW_DBT_USER": params.get("user") or os.environ.get("PGUSER") or "postgres",
-        "CHW_DBT_PASSWORD": params.get("password") or "",
-        "CHW_DBT_DBNAME": params.get("dbname") or "chw",
-        "CHW_REPORTING_CURRENCY": settings.reporting_currency(),
-    }
-    if params.get("sslmode"):
-        env["CHW_DBT_SSLMODE"] = params["sslmode"]
-    return env
 
 
 def dbt_paths() -> tuple[Path, Path]:

@@ -1,8 +1,9 @@
 """Which PostgreSQL the project talks to, and the embedded one's life cycle.
 
-With `CHW_WAREHOUSE_URL` set, that server is used and nothing is started. Without
-it, an embedded PostgreSQL from the `pgserver` wheel runs with its data under
-`CHW_HOME/warehouse/`, listening on 127.0.0.1 on a free port (so dbt, Airflow
+With a warehouse configured (the Airflow connection `chw_warehouse`, else
+`CHW_WAREHOUSE_URL`: customer_health.warehouse_connection), that server is used and
+nothing is started. Without one, an embedded PostgreSQL from the `pgserver` wheel runs
+with its data under `CHW_HOME/warehouse/`, listening on 127.0.0.1 on a free port (so dbt, Airflow
 connections and GX take an ordinary URI) and on a socket in its data folder.
 
 A command that needs the warehouse holds it with `warehouse_session()`: the first
@@ -28,7 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from customer_health import settings
+from customer_health import settings, warehouse_connection
 
 DATABASE = "chw"
 SUPERUSER = "postgres"
@@ -306,28 +307,47 @@ def stop_embedded(paths: EmbeddedPaths | None = None) -> bool:
 
 
 def is_embedded() -> bool:
-    return settings.warehouse_url_setting() is None
+    return warehouse_connection.configured() is None
 
 
 @contextlib.contextmanager
 def warehouse_session() -> Iterator[str]:
-    """Yield the warehouse URI for the duration of a command.
+    """Yield the warehouse's conninfo (customer_health.warehouse_connection) for the
+    duration of a command, starting the embedded server when none is configured.
 
-    The embedded server's URI is also exported as `CHW_WAREHOUSE_URL` for the
-    duration, so Airflow tasks and dbt started from this process use the same one.
+    Unless it came from the Airflow connection itself, the warehouse is also defined as
+    the connection (`AIRFLOW_CONN_CHW_WAREHOUSE`) for the duration, so the Airflow tasks
+    and dbt this command starts use the warehouse it checked, whatever else Airflow holds.
     """
-    configured = settings.warehouse_url_setting()
-    if configured is not None:
-        check_connection(configured)  # one clear line now, not a traceback in a task later
-        yield configured
+    target = warehouse_connection.configured()
+    if target is not None:
+        check_connection(target.conninfo)  # one clear line now, not a traceback in a task later
+        with _handed_down(target):
+            yield target.conninfo
         return
     url = acquire_embedded()
-    os.environ["CHW_WAREHOUSE_URL"] = url
     try:
-        yield url
+        with _handed_down(warehouse_connection.Target(url, "the embedded warehouse")):
+            yield url
     finally:
-        os.environ.pop("CHW_WAREHOUSE_URL", None)
         release_embedded()
+
+
+@contextlib.contextmanager
+def _handed_down(target: warehouse_connection.Target) -> Iterator[None]:
+    name = warehouse_connection.CONN_ENV
+    previous = os.environ.get(name)
+    hand_down = not target.is_connection and not previous
+    if hand_down:
+        os.environ[name] = warehouse_connection.as_connection_json(target.conninfo)
+    try:
+        yield
+    finally:
+        if hand_down:
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
 
 
 def check_connection(url: str) -> str:

@@ -1,8 +1,10 @@
 """The GX file context under `expectations/gx/`, and its connection to the warehouse.
 
 The committed `great_expectations.yml` names its two data sources' connection strings
-only as `${CHW_GX_RAW_URL}` and `${CHW_GX_MARTS_URL}`: `warehouse_env` sets them, for
-the duration of one validation, from the URL the caller passed, with the schema of that
+only as `${CHW_GX_RAW_URL}` and `${CHW_GX_MARTS_URL}`: `open_context(url=..., schema=...)`
+gives them, as the context's runtime environment (never `os.environ`), the warehouse the
+caller passed, every connection parameter kept
+(customer_health.warehouse_connection.sqlalchemy_url), with the schema of that
 validation's batch views as the session's `search_path` (see batches.py), so one
 committed table asset serves any night and any mart schema (`marts`, `marts_staging`).
 No connection string is ever written to a file.
@@ -10,16 +12,13 @@ No connection string is ever written to a file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict
-
 from customer_health import settings
+from customer_health.warehouse_connection import sqlalchemy_url
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # before GX is imported
 
@@ -40,57 +39,25 @@ URL_ENV = {RAW_DATASOURCE: "CHW_GX_RAW_URL", MARTS_DATASOURCE: "CHW_GX_MARTS_URL
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
 
 
-def sqlalchemy_url(url: str, schema: str) -> str:
-    """A libpq URI or key=value string as an SQLAlchemy (psycopg 3) URL whose sessions
-    read `schema` first."""
-    from sqlalchemy.engine import URL
-
-    params = conninfo_to_dict(url)
-    options = params.pop("options", "")
-    search_path = f"-csearch_path={schema}"
-    params["options"] = f"{options} {search_path}".strip()
-    host = params.pop("host", None)
-    port = params.pop("port", None)
-    query = {k: str(v) for k, v in params.items()
-             if k not in ("user", "password", "dbname")}
-    if host and host.startswith("/"):
-        query["host"], host = host, None
-    return URL.create(
-        "postgresql+psycopg",
-        username=params.get("user"),
-        password=params.get("password"),
-        host=host,
-        port=int(port) if port else None,
-        database=params.get("dbname"),
-        query=query,
-    ).render_as_string(hide_password=False)
-
-
-@contextlib.contextmanager
-def warehouse_env(url: str, schema: str) -> Iterator[None]:
-    """Point the context's data sources at this warehouse, reading `schema` first, for
-    the duration of the block."""
-    values = {name: sqlalchemy_url(url, schema) for name in URL_ENV.values()}
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def warehouse_environment(url: str, schema: str) -> dict[str, str]:
+    """The values of the data sources' `${...}` placeholders: this warehouse, with every
+    parameter of its connection, its sessions reading `schema` first."""
+    target = sqlalchemy_url(url, search_path=schema)
+    return {name: target for name in URL_ENV.values()}
 
 
 def context_root(root: Path | None = None) -> Path:
     return root or settings.expectations_dir()
 
 
-def open_context(root: Path | None = None) -> FileDataContext:
-    """The file context (created on first use). Open a new one per validation: a data
-    source caches its engine, and the URL behind `${...}` changes from call to call."""
-    return gx.get_context(mode="file", project_root_dir=str(context_root(root)))
+def open_context(root: Path | None = None, url: str | None = None,
+                 schema: str | None = None) -> FileDataContext:
+    """The file context (created on first use); with `url`, its data sources point at
+    that warehouse reading `schema` first (GX's runtime environment, not `os.environ`).
+    Open a new one per validation: a data source caches its engine."""
+    runtime = warehouse_environment(url, schema or "public") if url else None
+    return gx.get_context(mode="file", project_root_dir=str(context_root(root)),
+                          runtime_environment=runtime)
 
 
 def _signature(expectations) -> list[str]:
@@ -171,5 +138,4 @@ def sync_context(context: FileDataContext, specs: tuple[SuiteSpec, ...] | None =
     return changes
 
 
-__all__ = ["expectation_name", "open_context", "sqlalchemy_url", "sync_context",
-           "warehouse_env"]
+__all__ = ["expectation_name", "open_context", "sync_context", "warehouse_environment"]

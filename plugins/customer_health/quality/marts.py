@@ -9,7 +9,7 @@ import psycopg
 
 from customer_health.quality.batches import BatchView, batch_schema, table_exists
 from customer_health.quality.config import load_config
-from customer_health.quality.context import open_context, sync_context, warehouse_env
+from customer_health.quality.context import open_context, sync_context
 from customer_health.quality.results import Outcome, QualityReport, ensure_results_table, store
 from customer_health.quality.runner import run_suite
 from customer_health.quality.suites import EXPECTED_ACCOUNTS, MARTS, mart_suite
@@ -60,8 +60,8 @@ def validate_marts(url: str, schema: str, as_of_date: date | str, run_id: str,
         accounts = (expected_account_count if expected_account_count is not None
                     else expected_accounts(conn, day))
         if specs:
-            with batch_schema(conn, views) as batch, warehouse_env(url, batch):
-                context = open_context()
+            with batch_schema(conn, views) as batch:
+                context = open_context(url=url, schema=batch)
                 sync_context(context, tuple(specs))
                 for spec in specs:
                     outcomes, ids = run_suite(context, spec, config, run_id, None,

@@ -18,7 +18,7 @@ from psycopg import sql
 from customer_health.contract import SYSTEMS, Entity, entities
 from customer_health.quality.batches import BatchView, batch_schema
 from customer_health.quality.config import WARN, QualityConfig, load_config
-from customer_health.quality.context import open_context, sync_context, warehouse_env
+from customer_health.quality.context import open_context, sync_context
 from customer_health.quality.results import Outcome, QualityReport, ensure_results_table, store
 from customer_health.quality.runner import run_suite
 from customer_health.quality.suites import (
@@ -173,8 +173,8 @@ def validate_raw(url: str, export_date: date | str, run_id: str,
         ensure_results_table(conn)
         kinds = {s: _Kinds(conn, s, landing) for s in chosen}
         plans = {e: volume_plan(conn, e, night, kinds[e.system], config) for e, _ in specs}
-        with batch_schema(conn, views) as schema, warehouse_env(url, schema):
-            context = open_context()
+        with batch_schema(conn, views) as schema:
+            context = open_context(url=url, schema=schema)
             sync_context(context, tuple(spec for _, spec in specs))
             for entity, spec in specs:
                 plan = plans[entity]
