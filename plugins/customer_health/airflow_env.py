@@ -26,12 +26,14 @@ def local_airflow_env() -> dict[str, str]:
     }
 
 
-def configure_local_airflow() -> None:
+def configure_local_airflow(create_home: bool = True) -> None:
     """Set Airflow's environment for this process where it is not set already.
 
     Must run before the first `import airflow`: Airflow reads its configuration once.
+    `create_home=False` only points the environment there: a command that may never run
+    Airflow here (one driving a deployment) leaves no Airflow home behind.
     """
-    home = settings.airflow_home()
-    home.mkdir(parents=True, exist_ok=True)
+    if create_home:
+        settings.airflow_home().mkdir(parents=True, exist_ok=True)
     for key, value in local_airflow_env().items():
         os.environ.setdefault(key, value)

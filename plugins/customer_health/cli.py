@@ -42,8 +42,9 @@ def main() -> None:
     from customer_health.airflow_env import configure_local_airflow
 
     # before anything imports Airflow (the warehouse's connection is looked up through it):
-    # Airflow's home is CHW_HOME/airflow unless AIRFLOW_HOME says otherwise
-    configure_local_airflow()
+    # Airflow's home is CHW_HOME/airflow unless AIRFLOW_HOME says otherwise (created by
+    # whatever runs Airflow here, not by a command that drives a deployment)
+    configure_local_airflow(create_home=False)
 
 
 def environment_help(width: int = 74) -> str:
