@@ -48,8 +48,8 @@ def s3_server(log_dir: Path) -> Iterator[S3Server]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        # botocore (and so s3fs, boto3 and the Amazon provider) read the endpoint here.
-        "AWS_ENDPOINT_URL": endpoint,
+        # botocore (so s3fs, boto3 and the Amazon provider) reads the S3 endpoint here.
+        "AWS_ENDPOINT_URL_S3": endpoint,
     }
     server = Path(sys.executable).with_name("moto_server")
     log = open(log_dir / "moto.log", "wb")  # noqa: SIM115 - closed below

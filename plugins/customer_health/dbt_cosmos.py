@@ -122,7 +122,7 @@ def cosmos_configs():
 
 @fails_at_once
 def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
-                clear_number: int = 0) -> str:
+                clear_number: int = 0, hostname: str | None = None) -> str:
     """The `build` mode's one task: `dbt build` for the night, its marts written to the
     shadow schema (customer_health.wap). A retry runs `dbt retry` (only the nodes that
     failed or were skipped) when this run's previous try, as recorded in the warehouse
@@ -150,6 +150,7 @@ def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
         result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW})
         success = True
     finally:
-        dbt_state.record(url, key, as_of, command, success, target, socket.gethostname())
+        dbt_state.record(url, key, as_of, command, success, target,
+                         hostname or socket.gethostname())
     what = "retry of the failed nodes" if previous is not None else "build"
     return f"dbt {what} for {as_of}: {len(result.statuses)} node(s) succeeded"
