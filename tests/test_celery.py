@@ -198,6 +198,8 @@ def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
 def deployment(tmp_path_factory: pytest.TempPathFactory,
                fresh_database_factory) -> Iterator[CeleryDeployment]:
     reason = _redis_reachable()
+    if reason and os.environ.get("CHW_TEST_REQUIRE_REDIS"):
+        pytest.fail(f"{reason}, and CHW_TEST_REQUIRE_REDIS is set (.ci/run)")
     if reason:
         pytest.skip(f"{reason}: the CeleryExecutor test needs it as its broker")
     root = tmp_path_factory.mktemp("celery")
