@@ -328,7 +328,7 @@ def test_a_killed_worker_s_task_finishes_on_the_other(
              "CHW_AIRFLOW_API_URL": deployment.api_url, "CHW_AIRFLOW_API_POLL": "1",
              "CHW_AIRFLOW_API_TOKEN": "", "CHW_AIRFLOW_API_USER": ""},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
+    killed, killed_wall = None, datetime.now(UTC)
     deadline = time.monotonic() + NIGHT_TIMEOUT
     while killed is None and time.monotonic() < deadline and follower.poll() is None:
         with contextlib.suppress(AssertionError, urllib.error.URLError, OSError):
@@ -337,6 +337,7 @@ def test_a_killed_worker_s_task_finishes_on_the_other(
             if ti.get("state") == "running" and ti.get("hostname") in WORKERS:
                 killed = ti["hostname"]
                 deployment.kill(killed)
+                killed_wall = datetime.now(UTC)
         time.sleep(1)
     assert killed, f"dbt_build of {D2} never ran\n{deployment.tail()}"
     killed_at = time.monotonic()
@@ -350,7 +351,9 @@ def test_a_killed_worker_s_task_finishes_on_the_other(
     runs = _dbt_runs(deployment.warehouse_url, run["dag_run_id"])
     assert [(r[1], r[2], r[3], r[4]) for r in runs] == [(2, "build", True, survivor)], runs
     assert runs[0][5] > 0
-    print(f"\nnight {D2}: {killed} killed during dbt_build; finished on {survivor} "
+    retried_after = datetime.fromisoformat(ti["start_date"]) - killed_wall
+    print(f"\nnight {D2}: {killed} killed during dbt_build; its retry started on {survivor} "
+          f"{retried_after.total_seconds():.0f}s later, the night ended "
           f"{time.monotonic() - killed_at:.0f}s later ({time.monotonic() - started:.0f}s)")
     with psycopg.connect(deployment.warehouse_url) as conn:
         teams = conn.execute(
@@ -365,6 +368,7 @@ def test_a_killed_worker_s_task_finishes_on_the_other(
 def test_a_rerun_night_is_rebuilt_not_skipped(deployment: CeleryDeployment,
                                               tmp_path: Path) -> None:
     before = deployment.run_of(D1)
+    started = time.monotonic()
     proc = _chw_run(deployment, D1, tmp_path)
     assert proc.returncode == 0, f"{proc.stderr[-3000:]}\n{deployment.tail()}"
     after = deployment.run_of(D1)
@@ -374,5 +378,7 @@ def test_a_rerun_night_is_rebuilt_not_skipped(deployment: CeleryDeployment,
     assert [(r[0] > 0, r[2], r[3]) for r in runs] == [(False, "build", True),
                                                       (True, "build", True)], runs
     assert runs[0][5] == runs[1][5] > 0  # as many nodes rebuilt as built the first time
+    print(f"\nnight {D1} re-run (cleared, rebuilt: {runs[1][5]} dbt nodes) in "
+          f"{time.monotonic() - started:.0f}s")
     # an earlier night re-published does not move latest
     assert _cat(deployment.s3, "reports/LATEST").strip() == D2.isoformat()
