@@ -106,7 +106,14 @@ def _copy_project(dest: Path) -> None:
 
 class CeleryDeployment(Deployment):
     s3: S3Server
-    worker_names: dict[str, str]  # worker -> its host name in the task instances
+    commands: dict[str, tuple[list[str], dict[str, str]]]  # component -> (argv, env)
+
+    def start(self, name: str) -> None:
+        args, env = self.commands[name]
+        with self.logs[name].open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
 
     def kill(self, worker: str) -> None:
         """SIGKILL a worker's process group and every process it started."""
@@ -233,12 +240,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory,
         deployment = CeleryDeployment(f"http://127.0.0.1:{port}", root, warehouse,
                                       landing, {n: log_dir / f"{n}.log" for n in commands})
         deployment.s3 = s3
+        deployment.commands = {n: ([airflow, *a], e) for n, (a, e) in commands.items()}
         try:
-            for name, (args, proc_env) in commands.items():
-                with deployment.logs[name].open("wb") as log:
-                    deployment.processes[name] = subprocess.Popen(
-                        [airflow, *args], env=proc_env, stdout=log, stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL, start_new_session=True)
+            for name in commands:
+                deployment.start(name)
             _wait_until_ready(deployment)
             yield deployment
         finally:
@@ -363,6 +368,7 @@ def test_a_killed_worker_s_task_finishes_on_the_other(
     assert _cat(deployment.s3, "reports/LATEST").strip() == D2.isoformat()
     assert _cat(deployment.s3, "reports/latest/index.html") == \
         _cat(deployment.s3, f"reports/{D2}/index.html")
+    deployment.start(killed)  # as `restart: always` brings it back
 
 
 def test_a_rerun_night_is_rebuilt_not_skipped(deployment: CeleryDeployment,
@@ -378,6 +384,8 @@ def test_a_rerun_night_is_rebuilt_not_skipped(deployment: CeleryDeployment,
     assert [(r[0] > 0, r[2], r[3]) for r in runs] == [(False, "build", True),
                                                       (True, "build", True)], runs
     assert runs[0][5] == runs[1][5] > 0  # as many nodes rebuilt as built the first time
+    hosts = {ti["hostname"] for ti in deployment.task_instances(after["dag_run_id"]).values()}
+    assert hosts <= set(WORKERS), hosts
     print(f"\nnight {D1} re-run (cleared, rebuilt: {runs[1][5]} dbt nodes) in "
           f"{time.monotonic() - started:.0f}s")
     # an earlier night re-published does not move latest
