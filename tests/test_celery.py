@@ -182,21 +182,25 @@ def _worker_env(base: dict[str, str], root: Path, name: str) -> dict[str, str]:
 
 
 def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
-    for proc in processes.values():
-        if proc.poll() is not None:
-            continue
+    """SIGTERM every component's process group at once, then SIGKILL what is left after a
+    grace period, with the processes each started."""
+    running = {name: proc for name, proc in processes.items() if proc.poll() is None}
+    families = {}
+    for name, proc in running.items():
         try:
-            family = psutil.Process(proc.pid).children(recursive=True)
+            families[name] = psutil.Process(proc.pid).children(recursive=True)
         except psutil.Error:
-            family = []
+            families[name] = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for name, proc in running.items():
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        for child in family:
+        for child in families[name]:
             with contextlib.suppress(psutil.Error):
                 child.kill()
 
