@@ -52,5 +52,6 @@ ENV CHW_PROJECT_ROOT=${PROJECT_ROOT} \
 RUN python -c "import customer_health.settings, cosmos, dbt.version, great_expectations, \
 airflow.providers.postgres.hooks.postgres, \
 airflow.providers.celery.executors.celery_executor, \
+airflow.providers.amazon.aws.log.s3_task_handler, s3fs, upath, \
 airflow.providers.fab.auth_manager.fab_auth_manager" \
     && chw --help > /dev/null

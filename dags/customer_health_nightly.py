@@ -126,8 +126,10 @@ def customer_health_nightly():
     else:
 
         @task(task_id="dbt_build", execution_timeout=timedelta(hours=2))
-        def dbt_build(logical_date=None, ti=None) -> str:
-            return dbt_cosmos.build_marts(nightly.as_of_date(logical_date), ti.try_number)
+        def dbt_build(logical_date=None, ti=None, dag_run=None) -> str:
+            return dbt_cosmos.build_marts(
+                nightly.as_of_date(logical_date), ti.try_number, dag_run.run_id,
+                getattr(dag_run, "clear_number", 0) or 0, getattr(ti, "hostname", None))
 
         transform = dbt_build()
 

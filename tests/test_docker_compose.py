@@ -242,10 +242,15 @@ def test_execution_api_url_is_the_apiserver_service(
 def test_airflow_settings_are_options_the_installed_airflow_knows(
     common_env: dict[str, str],
 ) -> None:
+    from airflow.providers.amazon.get_provider_info import get_provider_info as amazon
+    from airflow.providers.celery.get_provider_info import get_provider_info as celery
+
     config = yaml.safe_load(AIRFLOW_CONFIG_YML.read_text())
     known = {(s, o) for s, section in config.items() for o in section["options"]}
-    # [celery] comes with the Celery provider (in the image, not in uv.lock).
-    known |= {("celery", "broker_url"), ("celery", "result_backend")}
+    # [celery], [celery_broker_transport_options], [aws]: the providers' own options
+    for provider in (celery(), amazon()):
+        known |= {(s, o) for s, section in provider.get("config", {}).items()
+                  for o in section["options"]}
     used = {
         tuple(key.removeprefix("AIRFLOW__").lower().split("__", 1))
         for key in common_env
@@ -366,12 +371,74 @@ def test_plugins_folder_keeps_the_package_modules_out_of_plugin_loading(
     assert [p for p in loaded if p.suffix == ".py" and package in p.parents] == []
 
 
-@pytest.mark.parametrize("key", ["CHW_HOME", "CHW_LANDING", "CHW_REPORTS_DIR"])
-def test_state_landing_and_reports_live_on_named_volumes(
-    compose: dict[str, Any], common_env: dict[str, str], key: str
+def test_local_state_lives_on_a_named_volume(
+    compose: dict[str, Any], common_env: dict[str, str]
 ) -> None:
-    source = volume_mounts(compose["x-airflow-common"]).get(common_env[key])
+    source = volume_mounts(compose["x-airflow-common"]).get(common_env["CHW_HOME"])
     assert source in compose["volumes"]
+
+
+def test_landing_reports_and_logs_share_one_bucket_not_a_disk(
+    compose: dict[str, Any], common_env: dict[str, str], deploy_env: dict[str, str]
+) -> None:
+    """What one task writes for another is in the bucket (or the warehouse): a worker on
+    another host sees the landing area, the reports and every task's log."""
+    bucket = deploy_env["CHW_S3_BUCKET"]
+    where = {key: common_env[key] for key in
+             ("CHW_LANDING", "CHW_REPORTS_DIR", "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER")}
+    assert where == {"CHW_LANDING": f"s3://{bucket}/landing",
+                     "CHW_REPORTS_DIR": f"s3://{bucket}/reports",
+                     "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{bucket}/logs"}
+    assert common_env["AIRFLOW__LOGGING__REMOTE_LOGGING"] == "true"
+    conn_id = common_env["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"]
+    assert yaml.safe_load(common_env[f"AIRFLOW_CONN_{conn_id.upper()}"]) == {"conn_type": "aws"}
+    assert common_env["AWS_ENDPOINT_URL_S3"].startswith(("http://", "https://"))
+    mounted = set(volume_mounts(compose["x-airflow-common"]))
+    assert not {"/opt/airflow/landing", "/opt/airflow/reports"} & mounted
+
+
+def test_the_storage_and_worker_parts_are_locked_in_main_dependencies() -> None:
+    """The image installs `uv export --no-dev`: the Celery executor, the broker client,
+    s3fs and the Amazon provider (remote logs) must be main dependencies in uv.lock."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    versions = {p["name"]: p["version"] for p in lock["package"]}
+    project = next(p for p in lock["package"] if p["name"] == "customer-health-workflows")
+    main = {d["name"] for d in project["dependencies"]}
+    parts = {"apache-airflow-providers-celery", "celery", "redis", "flower", "s3fs",
+             "apache-airflow-providers-amazon"}
+    assert parts - main == set()
+    assert versions["celery"].startswith("5.6.")  # 5.7 removed what the provider imports
+
+
+def _celery_test_settings() -> set[str]:
+    """The variables tests/test_celery.py sets for its deployment (its `_env`)."""
+    source = (ROOT / "tests" / "test_celery.py").read_text()
+    body = source.split("\ndef _env(", 1)[1].split("\ndef ", 1)[0]
+    return set(re.findall(r'"((?:AIRFLOW__|AIRFLOW_CONN_|CHW_|AWS_)[A-Z0-9_]+)":', body))
+
+
+def test_compose_sets_what_the_celery_test_ran(common_env: dict[str, str]) -> None:
+    ran = _celery_test_settings()
+    assert {"AIRFLOW__CORE__EXECUTOR", "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+            "CHW_LANDING", "CHW_REPORTS_DIR"} <= ran
+    # the test's own speed-ups (fast retries, a catchup start) are not deployment settings
+    test_only = {"CHW_SCHEDULE_START", "CHW_TASK_RETRIES", "CHW_RETRY_DELAY",
+                 "AIRFLOW__CORE__PARALLELISM",
+                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL"}
+    assert ran - test_only - set(common_env) == set()
+
+
+def test_a_dead_worker_s_task_is_retried_and_not_redelivered_while_running(
+    common_env: dict[str, str],
+) -> None:
+    heartbeat = int(common_env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+    visibility = int(common_env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"])
+    dag = (ROOT / "dags" / "customer_health_nightly.py").read_text()
+    longest = max(int(h) * 3600 for h in
+                  re.findall(r"execution_timeout=timedelta\(hours=(\d+)\)", dag))
+    assert 60 <= heartbeat <= 300  # Airflow's default is 300 s
+    assert visibility > longest  # a running task's message is never handed out again
 
 
 def test_the_warehouse_is_set_once_as_the_airflow_connection(

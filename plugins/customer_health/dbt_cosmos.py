@@ -141,30 +141,36 @@ def cosmos_configs():
 
 
 @fails_at_once
-def build_marts(as_of: date, try_number: int) -> str:
+def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
+                clear_number: int = 0, hostname: str | None = None) -> str:
     """The `build` mode's one task: `dbt build` for the night, its marts written to the
-    shadow schema (customer_health.wap); on a retry `dbt retry`,
-    which reruns only the nodes that failed or were skipped the time before."""
+    shadow schema (customer_health.wap). A retry runs `dbt retry` (only the nodes that
+    failed or were skipped) when this run's previous try, as recorded in the warehouse
+    (customer_health.dbt_state), was a failed build of this night; anything else, e.g. a
+    cleared task or a new run of the night, builds everything."""
+    import socket
+
+    from customer_health import dbt_state
     from customer_health.nightly import warehouse_url
     from customer_health.transform import dbt_paths, run_dbt
     from customer_health.wap import SHADOW
 
-    run_results = dbt_paths()[0] / "run_results.json"
-    retry = try_number > 1 and _last_run_was(run_results, as_of)
-    result = run_dbt(["retry"] if retry else ["build"], warehouse_url(), as_of,
-                     extra_vars={"marts_schema": SHADOW})
-    failed_before = "retry of the failed nodes" if retry else "build"
-    return f"dbt {failed_before} for {as_of}: {len(result.statuses)} node(s) succeeded"
-
-
-def _last_run_was(run_results: Path, as_of: date) -> bool:
-    """True when dbt's last run_results.json is a build of this night (so `dbt retry`
-    would redo that night's failures, not another night's)."""
-    import json
-
+    url = warehouse_url()
+    key = dbt_state.BuildTry(dag_run_id or f"manual__{as_of.isoformat()}", clear_number,
+                             try_number)
+    target = dbt_paths()[0]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / dbt_state.RUN_RESULTS).unlink(missing_ok=True)  # never another run's
+    previous = dbt_state.previous_failed_build(url, key, as_of) if try_number > 1 else None
+    if previous is not None:
+        dbt_state.restore(previous, target)
+    command = "retry" if previous is not None else "build"
+    success = False
     try:
-        meta = json.loads(run_results.read_text())["args"]
-    except (OSError, ValueError, KeyError):
-        return False
-    night = str(meta.get("vars", {}).get("as_of_date"))
-    return meta.get("which") == "build" and night == as_of.isoformat()
+        result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW})
+        success = True
+    finally:
+        dbt_state.record(url, key, as_of, command, success, target,
+                         hostname or socket.gethostname())
+    what = "retry of the failed nodes" if previous is not None else "build"
+    return f"dbt {what} for {as_of}: {len(result.statuses)} node(s) succeeded"

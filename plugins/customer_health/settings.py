@@ -7,9 +7,14 @@ docker-compose test and the code agree on one list. Nothing here holds a secret.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 #: The checkout (or installed tree) that holds dags/, dbt_project/ and expectations/.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +47,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "$CHW_HOME/landing",
         "landing area of the exports: a folder or an fsspec URL (s3://...)",
     ),
-    EnvVar("CHW_REPORTS_DIR", "$CHW_HOME/reports", "where nightly reports are published"),
+    EnvVar(
+        "CHW_REPORTS_DIR",
+        "$CHW_HOME/reports",
+        "where nightly reports are published: a folder or an fsspec URL (s3://...)",
+    ),
     EnvVar("CHW_REPORTING_CURRENCY", "USD", "currency of every amount in the marts"),
     EnvVar(
         "CHW_QUARANTINE_THRESHOLD",
@@ -151,8 +160,18 @@ def landing() -> str:
     return _env("CHW_LANDING") or str(chw_home() / "landing")
 
 
-def reports_dir() -> Path:
-    return Path(_env("CHW_REPORTS_DIR") or chw_home() / "reports").resolve()
+def reports_dir() -> Path | UPath:
+    """A local folder (Path), or an fsspec URL (a UPath, e.g. s3://bucket/reports)."""
+    return storage_location(_env("CHW_REPORTS_DIR") or str(chw_home() / "reports"))
+
+
+def storage_location(value: str) -> Path | UPath:
+    """A folder or `file://` URL as a resolved Path; any other URL as a UPath."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith("file://"):
+        from upath import UPath
+
+        return UPath(value)
+    return Path(value.removeprefix("file://")).resolve()
 
 
 def reporting_currency() -> str:

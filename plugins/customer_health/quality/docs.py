@@ -35,7 +35,7 @@ def build_data_docs(target_dir: Path, root: Path | None = None) -> Path:
     held; return its index.html. Needs no database. Raises ValueError for a folder
     inside the published reports (CHW_REPORTS_DIR)."""
     reports = settings.reports_dir()
-    if Path(target_dir).resolve().is_relative_to(reports):
+    if isinstance(reports, Path) and Path(target_dir).resolve().is_relative_to(reports):
         raise ValueError(
             f"refusing to build GX Data Docs into {target_dir}: it is inside the published "
             f"reports ({reports}), and Data Docs print export values unescaped; build them "

@@ -7,7 +7,12 @@ Layout (CHW_REPORTS_DIR, default CHW_HOME/reports):
     <as_of_date>/quality.html        every data-quality check of the night's run
     <as_of_date>/teams/<stem>.html   one team's page; <stem>.csv its portfolio
     <as_of_date>/dbt-docs/index.html the marts' dbt docs (from the DAG and `chw report`)
-    latest -> <newest as_of_date>    a relative symlink
+    latest -> <newest as_of_date>    a relative symlink (on an object store: a copy)
+    LATEST                           on an object store only: the newest night's name
+
+CHW_REPORTS_DIR is a folder or an fsspec URL (`s3://bucket/reports`, with s3fs); on an
+object store the night is rendered on local disk and published by
+customer_health.reporting.object_store (a staging prefix, then copies, the pointer last).
 
 Every HTML file of a night carries a Content-Security-Policy (csp.py); a night with a
 page that does not is refused.
@@ -35,8 +40,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from upath import UPath
+
 from customer_health import settings
-from customer_health.reporting import charts, csp, render
+from customer_health.reporting import charts, csp, object_store, render
 from customer_health.reporting.data import MartsMissingError, NightData, load_night
 from customer_health.reporting.glossary import load_glossary
 from customer_health.reporting.model import team_view
@@ -57,8 +64,8 @@ class ReportError(RuntimeError):
 class TeamReport:
     team: str
     stem: str
-    html_path: Path
-    csv_path: Path
+    html_path: Path | UPath
+    csv_path: Path | UPath
     accounts: int
     #: chart name -> the data its chart was drawn from (the e-mail draws them as PNG)
     chart_data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -67,10 +74,10 @@ class TeamReport:
 @dataclass(frozen=True)
 class PublishResult:
     as_of_date: date
-    reports_dir: Path
-    night_dir: Path
-    index_path: Path
-    latest: Path
+    reports_dir: Path | UPath
+    night_dir: Path | UPath
+    index_path: Path | UPath
+    latest: Path | UPath
     teams: tuple[TeamReport, ...]
     seconds: float
 
@@ -245,7 +252,8 @@ def point_latest(root: Path) -> Path:
     return link
 
 
-def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
+def publish_reports(url: str, as_of_date: date,
+                    reports_dir: Path | UPath | str | None = None,
                     quality: dict | None = None, schema: str = "marts",
                     extra_folders: dict[str, Path] | None = None) -> PublishResult:
     """Render and publish every team's report of `as_of_date` from the marts at `url`.
@@ -266,41 +274,80 @@ def publish_reports(url: str, as_of_date: date, reports_dir: Path | None = None,
         raise ReportError(
             f"the night {as_of_date} failed its data-quality gates: no report is published"
         )
-    root = Path(reports_dir or settings.reports_dir()).resolve()
+    root = _root(reports_dir)
     try:
         night = load_night(url, as_of_date, schema)
     except MartsMissingError as exc:
         raise ReportError(str(exc)) from exc
     run_id = (quality or {}).get("run_id")
     checks = load_quality_run(url, as_of_date, str(run_id)) if run_id else None
+    name = as_of_date.isoformat()
+    if object_store.is_remote(root):
+        return _publish_remote(root, night, quality, checks, extra_folders, started)
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale(root)
-    name = as_of_date.isoformat()
     earlier = [n for n in published_nights(root) if n != name][:60]
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     try:
-        teams = _render_night(night, tmp, quality, earlier, checks)
-        for folder_name, source in (extra_folders or {}).items():
-            shutil.copytree(source, _inside(tmp, folder_name))
-        _check_policies(tmp)
+        teams = _render_complete(night, tmp, quality, earlier, checks, extra_folders)
         tmp.chmod(0o755)
         final = _inside(root, name)
         _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    teams = [
-        replace(t, html_path=final / "teams" / t.html_path.name,
-                csv_path=final / "teams" / t.csv_path.name)
-        for t in teams
-    ]
     latest = point_latest(root)
+    return _result(root, final, latest, night.as_of_date, teams, started)
+
+
+def _root(reports_dir: Path | UPath | str | None) -> Path | UPath:
+    if reports_dir is None:
+        return settings.reports_dir()
+    if isinstance(reports_dir, UPath) and object_store.is_remote(reports_dir):
+        return reports_dir
+    return settings.storage_location(str(reports_dir))
+
+
+def _render_complete(night: NightData, folder: Path, quality: dict[str, Any] | None,
+                     earlier: list[str], checks: QualityRun | None,
+                     extra_folders: dict[str, Path] | None) -> list[TeamReport]:
+    """Render the night into `folder` with its extra folders, and check every page."""
+    teams = _render_night(night, folder, quality, earlier, checks)
+    for folder_name, source in (extra_folders or {}).items():
+        shutil.copytree(source, _inside(folder, folder_name))
+    _check_policies(folder)
+    return teams
+
+
+def _result(root: Path | UPath, final: Path | UPath, latest: Path | UPath, day: date,
+            teams: list[TeamReport], started: float) -> PublishResult:
     return PublishResult(
-        as_of_date=as_of_date,
+        as_of_date=day,
         reports_dir=root,
         night_dir=final,
         index_path=final / "index.html",
         latest=latest,
-        teams=tuple(teams),
+        teams=tuple(
+            replace(t, html_path=final / "teams" / t.html_path.name,
+                    csv_path=final / "teams" / t.csv_path.name)
+            for t in teams
+        ),
         seconds=time.perf_counter() - started,
     )
+
+
+def _publish_remote(root: UPath, night: NightData, quality: dict[str, Any] | None,
+                    checks: QualityRun | None, extra_folders: dict[str, Path] | None,
+                    started: float) -> PublishResult:
+    """Render on local disk, then publish to the object store (reporting.object_store)."""
+    name = night.as_of_date.isoformat()
+    object_store.clean_stale(root, STALE_SECONDS)
+    nights = object_store.published_nights(root, NIGHT_NAME)
+    earlier = [n for n in nights if n != name][:60]
+    with tempfile.TemporaryDirectory(prefix=f"chw-night-{name}-") as scratch:
+        local = Path(scratch) / name
+        local.mkdir()
+        teams = _render_complete(night, local, quality, earlier, checks, extra_folders)
+        newest = not nights or name >= nights[0]
+        object_store.publish_night(local, root, name, LATEST, newest)
+    return _result(root, root / name, root / LATEST, night.as_of_date, teams, started)
