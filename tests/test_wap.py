@@ -56,6 +56,26 @@ def test_first_night_is_renamed_in_and_the_next_night_starts_from_it(fresh_datab
     assert _rows(url, "marts_shadow", "customer_health") == _rows(url, "marts", "customer_health")
 
 
+def test_a_copied_shadow_table_keeps_the_marts_comments(fresh_database) -> None:
+    """dbt's persist_docs writes the descriptions as comments; a table the next night's
+    shadow copies from marts keeps them (the table's own and its columns')."""
+    url = fresh_database()
+    _build_night(url, D1, 50, 100)
+    with psycopg.connect(url) as conn:
+        conn.execute("comment on table marts_shadow.customer_health is 'One row per account'")
+        conn.execute("comment on column marts_shadow.customer_health.health_score is '0-100'")
+    wap.swap_in(url)
+    assert sorted(wap.prepare_shadow(url).cloned_tables) == [
+        "customer_health", "revenue_movements"]
+    with psycopg.connect(url) as conn:
+        for schema in ("marts", "marts_shadow"):
+            table = f"{schema}.customer_health"
+            assert conn.execute(
+                "select obj_description(%s::regclass, 'pg_class'),"
+                " col_description(%s::regclass, 3)", (table, table)).fetchone() == (
+                "One row per account", "0-100"), schema
+
+
 def test_shadow_catches_up_with_the_night_published_from_the_other_schema(
         fresh_database) -> None:
     url = fresh_database()

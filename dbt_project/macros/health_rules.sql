@@ -21,7 +21,7 @@
     {{ score }} <= {{ var('nps_detractor_to') }}
 {%- endmacro %}
 
-{#- The segments (var segments) as a SQL list of literals: 'enterprise', 'mid_market', ... -#}
+{#- The segments (var segments) as a SQL list of literals, e.g. 'enterprise', 'smb' -#}
 {% macro segment_literals() -%}
     {%- for s in var('segments') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor -%}
 {%- endmacro %}
