@@ -12,9 +12,10 @@ A missing or unreadable project is an error: these facts have no second home.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
-from datetime import date
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,24 +87,20 @@ def _raise(message: str) -> None:
     raise RuntimeError(message)
 
 
-def current_versions_sql(relation: str, key: str, as_of_date: date,
+def current_versions_sql(relation: str, key: str, as_of_date: datetime.date,
                          project_dir: Path | None = None) -> str:
     """The SQL of dbt's `current_versions(relation, key)` macro for `as_of_date`, rendered
     from macros/as_of.sql and macros/current_version.sql (plain Jinja stands in for the
     few dbt context functions they call). `relation` and `key` must be trusted names."""
     root = project_dir or settings.dbt_project_dir()
-    import datetime
-    import re
-
-    import pytz
-
     source = "\n".join((root / "macros" / name).read_text(encoding="utf-8")
                        for name in ("as_of.sql", "current_version.sql"))
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 (SQL)
     env.globals.update(
         var=lambda name, default=None: as_of_date.isoformat() if name == "as_of_date"
         else default,
-        modules=type("Modules", (), {"datetime": datetime, "pytz": pytz, "re": re}),
+        # as_of_date_str reads modules.pytz only when the var is unset, never here
+        modules=type("Modules", (), {"datetime": datetime, "re": re}),
         exceptions=type("Exceptions", (), {"raise_compiler_error": staticmethod(_raise)}),
         # dbt's return() ends the macro; as_of_date_str calls it last on the path used here
         **{"return": lambda value: value},
