@@ -32,10 +32,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from report_fixtures import create_marts  # noqa: E402
 
+from customer_health import dbt_facts  # noqa: E402
+from customer_health.contract import SEGMENTS  # noqa: E402
+
 AS_OF = date(2026, 11, 20)
 TEAMS = ("na-enterprise", "na-growth", "na-smb", "emea-enterprise", "emea-growth", "apac",
          "latam")
-SEGMENTS = ("enterprise", "mid_market", "smb")
 WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell",
          "Cyberdyne", "Soylent", "Wonka", "Gringotts", "Oscorp", "Vandelay", "Nakatomi")
 SUFFIXES = ("Inc", "GmbH", "Ltd", "& Co", "S.A.", "<Labs>", "\"Group\"", "KK")
@@ -80,8 +82,8 @@ def _copy(conn: psycopg.Connection, table: str, columns: list[str], rows: list[t
             copy.write("".join("\t".join(_tsv(v) for v in row) + "\n" for row in chunk))
 
 
-def _band(score: float) -> str:
-    return "healthy" if score >= 70 else "at_risk" if score >= 40 else "critical"
+def _band(score: float) -> str | None:
+    return dbt_facts.health_band(score)
 
 
 def fill(url: str, accounts: int, seed: int = 11) -> None:

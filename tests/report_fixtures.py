@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg import sql
 
+from customer_health import dbt_facts
+
 AS_OF = date(2026, 11, 20)
 NIGHTS = 90
 HOSTILE_TEAM = "../../etc/<b>x</b> & Co"
@@ -37,7 +39,7 @@ create table {schema}.customer_health (
     sentiment_score numeric(5, 1), billing_score numeric(5, 1),
     health_score numeric(5, 1), health_band text,
     score_change_7d numeric(5, 1), score_change_30d numeric(5, 1),
-    top_risk_driver text, missing_components text, weights_version text,
+    top_risk_driver text, top_risk_component text, missing_components text, weights_version text,
     scored_components integer
 );
 create table {schema}.customer_inactivity (
@@ -96,6 +98,8 @@ class Acct:
     renewal_in: int | None = None
     days_since_touch: int | None = 5
     driver: str | None = None
+    #: the component `driver` speaks of (customer_health.top_risk_component)
+    driver_component: str | None = None
     churned: bool = False
     win_back: bool = False
     lifetime_revenue: float = 10_000.0
@@ -107,14 +111,16 @@ ACCOUNTS: tuple[Acct, ...] = (
          (90, 80, 85, 95), (90, 80, 85, 95), renewal_in=200, days_since_touch=3),
     Acct("acc-n-002", "<script>alert(1)</script>", "north", "bob@north.example", "mid_market",
          1200, (70, 75, 60, 40), (72, 75, 60, 100), renewal_in=40, days_since_touch=12,
-         driver="Failed payments (2 in the last 90 days)",
+         driver="Failed payments (2 in the last 90 days)", driver_component="billing",
          action="Call about the failed payment"),
     Acct("acc-n-003", 'Bolt & Nut "Ltd"', "north", "ann@north.example", "smb", 300,
          (20, 50, 10, 80), (30, 50, 10, 80), renewal_in=75, days_since_touch=75,
-         driver="No contact for 75 days", action="Book a renewal conversation"),
+         driver="No contact for 75 days", driver_component="engagement",
+         action="Book a renewal conversation"),
     Acct("acc-n-004", "Northwind Traders", "north", "bob@north.example", "mid_market", 0,
          (10, None, None, 40), (10, None, None, 40), days_since_touch=120, churned=True,
          win_back=True, lifetime_revenue=48_000, driver="No contact for 120 days",
+         driver_component="engagement",
          action="Plan a win-back offer"),
     Acct("acc-n-005", "Quiet Quarry", "north", "ann@north.example", "smb", 800,
          (None, None, None, 90), (None, None, None, 90), days_since_touch=None,
@@ -126,10 +132,11 @@ ACCOUNTS: tuple[Acct, ...] = (
          (85, 90, 80, 100), (85, 90, 80, 100), renewal_in=300, days_since_touch=2),
     Acct("acc-s-002", "Initech Industries", "south", "carol@south.example", "mid_market", 2000,
          (35, 60, 50, 70), (65, 60, 50, 70), renewal_in=20, days_since_touch=45,
-         driver="No contact for 45 days", action="Book a renewal conversation"),
+         driver="No contact for 45 days", driver_component="engagement",
+         action="Book a renewal conversation"),
     Acct("acc-s-003", "Umbrella Unlimited", "south", "carol@south.example", "smb", 400,
          (80, 70, 20, 90), (80, 70, 20, 90), renewal_in=150, days_since_touch=8,
-         driver="Unhappy survey answers (NPS -60)"),
+         driver="Unhappy survey answers (NPS -60)", driver_component="sentiment"),
     Acct("acc-s-004", "Hooli Holdings", "south", "carol@south.example", "enterprise", 0,
          (5, None, None, 30), (5, None, None, 30), days_since_touch=200, churned=True,
          win_back=True, lifetime_revenue=90_000, action="Plan a win-back offer"),
@@ -180,9 +187,7 @@ def health(components: Scores) -> float | None:
 
 
 def band(score: float | None) -> str | None:
-    if score is None:
-        return None
-    return "healthy" if score >= 70 else "at_risk" if score >= 40 else "critical"
+    return dbt_facts.health_band(score)
 
 
 def _components_present(components: Scores) -> tuple[int, str | None]:
@@ -218,7 +223,7 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
             health_rows.append((
                 day, a.account_id, a.name, a.team, a.owner, a.segment, "north", a.mrr,
                 renewal, None if renewal is None else (renewal - day).days, *comps, score,
-                band(score), change, a.driver, *_components_present(comps),
+                band(score), change, a.driver, a.driver_component, *_components_present(comps),
             ))
             touch = a.days_since_touch
             touch_at = (None if touch is None else
@@ -244,6 +249,7 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
             "as_of_date account_id account_name account_team owner_email segment region mrr "
             "renewal_date days_to_renewal engagement_score support_score sentiment_score "
             "billing_score health_score health_band score_change_7d top_risk_driver "
+            "top_risk_component "
             "scored_components missing_components"), health_rows)
         _insert(conn, schema, "customer_inactivity", (
             "as_of_date account_id account_name account_team owner_email last_touch_at "

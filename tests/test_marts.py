@@ -30,7 +30,7 @@ CONTRACT_COLUMNS = {
         "as_of_date account_id account_name account_team owner_email segment region mrr "
         "renewal_date days_to_renewal engagement_score support_score sentiment_score "
         "billing_score health_score health_band score_change_7d score_change_30d "
-        "top_risk_driver missing_components scored_components"),
+        "top_risk_driver top_risk_component missing_components scored_components"),
     "customer_inactivity": (
         "as_of_date account_id account_name account_team owner_email last_touch_at "
         "last_touch_type days_since_last_touch days_since_last_outbound days_since_last_inbound "
@@ -125,6 +125,12 @@ def test_customer_health_first_night(built: Built) -> None:
     assert rows["A3"]["top_risk_driver"] == "No contact for 122 days"
     assert rows["A4"]["top_risk_driver"] == "Failed payments (1 in the last 90 days)"
     assert rows["A7"]["top_risk_driver"] is None
+    # the driver's component by name, NULL exactly when there is no driver
+    assert {a: r["top_risk_component"] for a, r in rows.items()} == {
+        "A1": "engagement", "A2": "engagement", "A3": "engagement", "A4": "billing",
+        "A6": "engagement", "A7": None}
+    assert all((r["top_risk_component"] is None) == (r["top_risk_driver"] is None)
+               for r in rows.values())
     assert rows["A1"]["missing_components"] is None
     assert rows["A3"]["missing_components"] == "support, sentiment"
     assert rows["A7"]["missing_components"] == "engagement, support, sentiment, billing"
@@ -166,6 +172,7 @@ def test_the_marts_gate_passes_the_night_of_a_new_account(
     expects (no not_null on the score; score, band and components agree)."""
     shutil.copytree(settings.expectations_dir(), tmp_path / "expectations",
                     ignore=shutil.ignore_patterns("uncommitted"))
+    (tmp_path / "dbt_project").symlink_to(settings.dbt_project_dir())
     monkeypatch.setenv("CHW_PROJECT_ROOT", str(tmp_path))  # GX stores nothing in the checkout
     monkeypatch.delenv("CHW_QUALITY_SEVERITY", raising=False)
     report = validate_marts(built.url, "marts", E0, "run-new-account")

@@ -84,6 +84,8 @@ def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(settings.expectations_dir(), root / "expectations",
                     ignore=shutil.ignore_patterns("uncommitted"))
+    # the suites read facts of the dbt project (customer_health.dbt_facts)
+    (root / "dbt_project").symlink_to(settings.dbt_project_dir())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHW_PROJECT_ROOT", str(root))
         mp.delenv("CHW_QUALITY_SEVERITY", raising=False)

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from customer_health import settings, transform, wap
+from customer_health import dbt_facts, settings, transform, wap
+from customer_health.quality import suites
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
 
@@ -53,6 +54,26 @@ def test_first_night_is_renamed_in_and_the_next_night_starts_from_it(fresh_datab
     result = wap.prepare_shadow(url)
     assert sorted(result.cloned_tables) == ["customer_health", "revenue_movements"]
     assert _rows(url, "marts_shadow", "customer_health") == _rows(url, "marts", "customer_health")
+
+
+def test_a_copied_shadow_table_keeps_the_marts_comments(fresh_database) -> None:
+    """dbt's persist_docs writes the descriptions as comments; a table the next night's
+    shadow copies from marts keeps them (the table's own and its columns')."""
+    url = fresh_database()
+    _build_night(url, D1, 50, 100)
+    with psycopg.connect(url) as conn:
+        conn.execute("comment on table marts_shadow.customer_health is 'One row per account'")
+        conn.execute("comment on column marts_shadow.customer_health.health_score is '0-100'")
+    wap.swap_in(url)
+    assert sorted(wap.prepare_shadow(url).cloned_tables) == [
+        "customer_health", "revenue_movements"]
+    with psycopg.connect(url) as conn:
+        for schema in ("marts", "marts_shadow"):
+            table = f"{schema}.customer_health"
+            assert conn.execute(
+                "select obj_description(%s::regclass, 'pg_class'),"
+                " col_description(%s::regclass, 3)", (table, table)).fetchone() == (
+                "One row per account", "0-100"), schema
 
 
 def test_shadow_catches_up_with_the_night_published_from_the_other_schema(
@@ -149,15 +170,21 @@ def test_a_swap_that_fails_changes_nothing(fresh_database) -> None:
     assert {"marts", "marts_shadow"} <= schemas and "marts__swapping" not in schemas
 
 
-def test_monthly_marts_match_the_dbt_models_unique_keys() -> None:
+def test_monthly_marts_are_the_manifests_month_keyed_marts() -> None:
+    """wap and the GX suites know the monthly marts from the dbt manifest: the models'
+    unique_key, stated once in each model's config."""
     models = Path(settings.dbt_project_dir()) / "models" / "marts"
     keys = {}
     for path in models.glob("*.sql"):
         found = re.search(r"unique_key\s*=\s*'(\w+)'", path.read_text())
         assert found, f"{path.name} has no unique_key"
         keys[path.stem] = found.group(1)
-    assert {name for name, key in keys.items() if key == "month"} == wap.MONTHLY_MARTS
-    assert {key for name, key in keys.items() if name not in wap.MONTHLY_MARTS} == {"as_of_date"}
+    assert dbt_facts.mart_unique_keys() == keys
+    monthly = {name for name, key in keys.items() if key == "month"}
+    assert monthly == dbt_facts.monthly_marts() == {
+        "nps_monthly", "revenue_movements", "revenue_retention"}
+    assert {t for t in suites.MARTS if suites.batch_column(t) is None} == monthly
+    assert set(suites.MARTS) == set(keys)
 
 
 def test_publishing_the_same_build_twice_swaps_nothing_back(fresh_database) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from customer_health import dbt_facts
+
 SYSTEMS: tuple[str, ...] = ("crm", "billing")
 
 #: Column types the contract knows, mapped to the PostgreSQL type of the raw layer.
@@ -75,7 +77,9 @@ def _c(name: str, type_: str, nullable: bool = False, **kw) -> Column:
 
 
 ACTIVITY_TYPES = ("call", "email", "meeting", "qbr", "site_visit", "webinar", "other")
-SEGMENTS = ("enterprise", "mid_market", "smb")
+#: The account segments: var `segments` of dbt_project.yml, which the marts' tests and the
+#: health weights read too (order matters to the sample-data generator).
+SEGMENTS: tuple[str, ...] = dbt_facts.segments()
 
 ENTITIES: tuple[Entity, ...] = (
     Entity("crm", "accounts", "account_id", (

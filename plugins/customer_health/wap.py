@@ -5,6 +5,9 @@ read; the marts gate validates it there; only a night that passes is swapped in 
 renaming the two schemas in one transaction (milliseconds, whatever their size). The
 schema that was `marts` becomes the next night's shadow.
 
+Comments (dbt's persist_docs: the marts' and their columns' descriptions) belong to the
+tables and follow a rename; a table copied into the shadow gets its comments too.
+
 Two things do not follow a rename, and the swap carries them over by hand:
 - privileges: the schema's grants, its tables' grants and its default privileges move
   from the old `marts` to the new one (and are revoked from the new shadow);
@@ -29,14 +32,12 @@ from datetime import date
 import psycopg
 from psycopg import Connection, sql
 
+from customer_health.dbt_facts import monthly_marts
+
 log = logging.getLogger(__name__)
 
 PUBLISHED = "marts"
 SHADOW = "marts_shadow"
-#: Marts whose incremental unique key is `month` (a night rewrites whole months; each
-#: row carries the as_of_date of the night that wrote it). Every other mart is keyed
-#: by `as_of_date`. tests/test_wap.py checks this against the models' configs.
-MONTHLY_MARTS = frozenset({"nps_monthly", "revenue_movements", "revenue_retention"})
 _LOCK = "chw:marts:wap"
 _DDL = """
 create schema if not exists audit;
@@ -100,6 +101,10 @@ def _lock(conn: Connection) -> None:
 def prepare_shadow(url: str) -> SyncResult:
     """Make the shadow schema hold exactly what `marts` holds, ready for tonight's build."""
     result = SyncResult()
+    # marts whose unique_key is `month` (a night rewrites whole months; each row carries
+    # the as_of_date of the night that wrote it), from the dbt manifest; the others are
+    # keyed by as_of_date. Read before the lock: a first parse takes seconds.
+    monthly = monthly_marts()
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         _lock(conn)
         conn.execute(_DDL)
@@ -136,7 +141,7 @@ def prepare_shadow(url: str) -> SyncResult:
         if stale:
             for table in _tables(conn, published):
                 if table not in result.cloned_tables:
-                    _sync_table(conn, table, stale)
+                    _sync_table(conn, table, stale, table in monthly)
             conn.execute("delete from audit.mart_generations where schema_oid = %s"
                          " and as_of_date = any(%s)", (shadow, stale))
             conn.execute(
@@ -151,14 +156,19 @@ def prepare_shadow(url: str) -> SyncResult:
 
 def _clone_table(conn: Connection, table: str) -> None:
     source, target = sql.Identifier(PUBLISHED, table), sql.Identifier(SHADOW, table)
+    # `including all` copies the columns' comments (dbt's persist_docs), not the table's
     conn.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
+    comment = conn.execute("select obj_description(%s::regclass, 'pg_class')",
+                           (source.as_string(conn),)).fetchone()[0]
+    if comment is not None:
+        conn.execute(sql.SQL("comment on table {} is {}").format(target, sql.Literal(comment)))
     conn.execute(sql.SQL("insert into {} select * from {}").format(target, source))
 
 
-def _sync_table(conn: Connection, table: str, dates: list[date]) -> None:
+def _sync_table(conn: Connection, table: str, dates: list[date], monthly: bool) -> None:
     """Replace, in the shadow, the rows of `table` that the stale dates wrote (in either
-    schema) by the published ones."""
-    key = sql.Identifier("month" if table in MONTHLY_MARTS else "as_of_date")
+    schema) by the published ones (whole months of a monthly mart)."""
+    key = sql.Identifier("month" if monthly else "as_of_date")
     published, shadow = sql.Identifier(PUBLISHED, table), sql.Identifier(SHADOW, table)
     columns = set(_columns(conn, SHADOW, table))
     shared = [c for c in _columns(conn, PUBLISHED, table) if c in columns]

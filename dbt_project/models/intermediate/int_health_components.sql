@@ -8,8 +8,8 @@ nps as (
     select
         account_id,
         count(*) as responses,
-        count(*) filter (where score >= 9) as promoters,
-        count(*) filter (where score <= 6) as detractors
+        count(*) filter (where {{ nps_promoter('score') }}) as promoters,
+        count(*) filter (where {{ nps_detractor('score') }}) as detractors
     from {{ ref('stg_crm__nps_responses') }}
     where responded_on > {{ d }} - {{ var('sentiment_window_days') }}
     group by account_id

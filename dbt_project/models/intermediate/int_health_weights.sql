@@ -1,7 +1,7 @@
 -- The weights in force per segment: a segment's own rows in the health_score_weights seed,
 -- else the `default` rows. weights_version is an md5 of the whole seed, stored on every
--- customer_health row so a score can be traced to the rules that produced it.
-{% set segments = ['enterprise', 'mid_market', 'smb'] %}
+-- customer_health row so a score can be traced to the rules that produced it. The
+-- segments are var segments (dbt_project.yml).
 with seed as (
     select lower(trim(segment)) as segment, lower(trim(component)) as component, weight
     from {{ ref('health_score_weights') }}
@@ -14,7 +14,7 @@ version as (
 segments as (
     select distinct segment from seed where segment <> 'default'
     union
-    select unnest(array[{% for s in segments %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %}])
+    select unnest(array[{{ segment_literals() }}])
 )
 select
     s.segment,

@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='as_of_date',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date']}],
 ) }}
 -- One row per account_team per as_of_date, from that date's customer_health and
@@ -18,7 +15,8 @@ nps as (
     select
         a.account_team,
         count(*) as responses,
-        round(100.0 * (count(*) filter (where r.score >= 9) - count(*) filter (where r.score <= 6))
+        round(100.0 * (count(*) filter (where {{ nps_promoter('r.score') }})
+                      - count(*) filter (where {{ nps_detractor('r.score') }}))
               / count(*), 1) as nps
     from {{ ref('stg_crm__nps_responses') }} as r
     join {{ ref('stg_crm__accounts') }} as a on a.account_id = r.account_id

@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='as_of_date',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date']}],
 ) }}
 -- One row per (not deleted) account per as_of_date; a run replaces its own date only.
@@ -66,6 +63,20 @@ scored as (
         ) as health_score,
         greatest(engagement_gap, support_gap, sentiment_gap, billing_gap) as top_gap
     from weighted as w
+),
+ranked as (
+    -- the component that costs the score most (ties: billing, engagement, support,
+    -- sentiment); NULL when nothing costs anything or nothing is scored
+    select
+        s.*,
+        case
+            when s.top_gap <= 0 or s.top_gap is null then null
+            when s.top_gap = s.billing_gap then 'billing'
+            when s.top_gap = s.engagement_gap then 'engagement'
+            when s.top_gap = s.support_gap then 'support'
+            else 'sentiment'
+        end as top_risk_component
+    from scored as s
 )
 select
     {{ d }} as as_of_date,
@@ -83,11 +94,7 @@ select
     s.sentiment_score,
     s.billing_score,
     s.health_score,
-    case
-        when s.health_score >= 70 then 'healthy'
-        when s.health_score >= 40 then 'at_risk'
-        when s.health_score is not null then 'critical'
-    end as health_band,
+    {{ health_band('s.health_score') }} as health_band,
     {% if is_incremental() -%}
     s.health_score - w7.health_score as score_change_7d,
     s.health_score - w30.health_score as score_change_30d,
@@ -95,9 +102,8 @@ select
     null::numeric as score_change_7d,
     null::numeric as score_change_30d,
     {%- endif %}
-    case
-        when s.top_gap <= 0 or s.top_gap is null then null
-        when s.top_gap = s.billing_gap then
+    case s.top_risk_component
+        when 'billing' then
             case
                 when s.failed_payments > 0
                     then 'Failed payments (' || s.failed_payments || ' in the last '
@@ -108,14 +114,14 @@ select
                 else 'Revenue shrank: MRR is lower than '
                      || {{ var('billing_window_days') }} || ' days ago'
             end
-        when s.top_gap = s.engagement_gap then
+        when 'engagement' then
             case
                 when s.days_since_last_touch > {{ var('inactivity_active_days') }}
                     then 'No contact for ' || s.days_since_last_touch || ' days'
                 else 'Few touchpoints lately (' || s.touches_in_window || ' in the last '
                      || {{ var('engagement_window_days') }} || ' days)'
             end
-        when s.top_gap = s.support_gap then
+        when 'support' then
             case
                 when s.open_high_urgent > 0
                     then s.open_high_urgent || ' urgent or high-priority ticket(s) still open'
@@ -124,8 +130,9 @@ select
                 else 'Many support tickets (' || s.tickets_in_window || ' in the last '
                      || {{ var('support_window_days') }} || ' days)'
             end
-        else 'Unhappy survey answers (NPS ' || s.nps || ')'
+        when 'sentiment' then 'Unhappy survey answers (NPS ' || s.nps || ')'
     end as top_risk_driver,
+    s.top_risk_component,
     nullif(concat_ws(', ',
         case when s.engagement_score is null then 'engagement' end,
         case when s.support_score is null then 'support' end,
@@ -137,7 +144,7 @@ select
     + (s.sentiment_score is not null)::int + (s.billing_score is not null)::int
         as scored_components,
     s.weights_version
-from scored as s
+from ranked as s
 {% if is_incremental() -%}
 left join {{ this }} as w7
     on w7.account_id = s.account_id and w7.as_of_date = {{ d }} - 7

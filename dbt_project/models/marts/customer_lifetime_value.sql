@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='as_of_date',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date']}],
 ) }}
 -- One row per (not deleted) account per as_of_date.

@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='month',
-    on_schema_change='append_new_columns',
 ) }}
 -- One row per month per account_team (the team owning the account at the month's end),
 -- plus account_team = 'all'. Responses of deleted accounts are left out.
@@ -25,9 +22,10 @@ counted as (
         month,
         coalesce(account_team, 'all') as account_team,
         count(*) as responses,
-        count(*) filter (where score >= 9) as promoters,
-        count(*) filter (where score between 7 and 8) as passives,
-        count(*) filter (where score <= 6) as detractors
+        count(*) filter (where {{ nps_promoter('score') }}) as promoters,
+        count(*) filter (where not {{ nps_promoter('score') }} and not {{ nps_detractor('score') }})
+            as passives,
+        count(*) filter (where {{ nps_detractor('score') }}) as detractors
     from responses
     group by grouping sets ((month, account_team), (month))
 )

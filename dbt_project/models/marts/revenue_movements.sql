@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='month',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['month']}, {'columns': ['as_of_date']}],
 ) }}
 -- One row per account per month in which it has MRR > 0 or had MRR > 0 the month before.

@@ -1,8 +1,5 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='month',
-    on_schema_change='append_new_columns',
 ) }}
 -- One row per month and segment, plus segment = 'all', built from revenue_movements.
 -- A month's segment is each account's segment at that month's end.

@@ -7,6 +7,7 @@ from datetime import date
 
 import psycopg
 
+from customer_health.dbt_facts import current_versions_sql
 from customer_health.quality.batches import BatchView, batch_schema, table_exists
 from customer_health.quality.config import load_config
 from customer_health.quality.context import open_context, sync_context
@@ -14,25 +15,17 @@ from customer_health.quality.results import Outcome, QualityReport, ensure_resul
 from customer_health.quality.runner import run_suite
 from customer_health.quality.suites import EXPECTED_ACCOUNTS, MARTS, mart_suite
 
-#: The accounts customer_health must hold a row for: the current version, at the end of
-#: the as_of_date, of every account exported by then, unless deleted. The contract's
-#: delta rule, as dbt's `current_versions` macro applies it to build the mart.
-EXPECTED_ACCOUNTS_SQL = """
-select count(*) from (
-    select distinct on (account_id) is_deleted
-    from raw.crm_accounts
-    where _export_date <= %(d)s
-      and updated_at < (%(d)s::timestamp + interval '1 day') at time zone 'UTC'
-    order by account_id, updated_at desc, _export_date desc, _line_number desc
-) as current_accounts
-where not is_deleted
-"""
-
 
 def expected_accounts(conn: psycopg.Connection, as_of_date: date) -> int:
+    """The accounts customer_health must hold a row for: the current version, at the end
+    of the as_of_date, of every account exported by then, unless deleted. The version
+    is chosen by dbt's own `current_versions` macro (the contract's delta rule), rendered
+    for the night (customer_health.dbt_facts)."""
     if not table_exists(conn, "raw", "crm_accounts"):
         return 0
-    return conn.execute(EXPECTED_ACCOUNTS_SQL, {"d": as_of_date}).fetchone()[0]
+    current = current_versions_sql("raw.crm_accounts", "account_id", as_of_date)
+    query = f"select count(*) from ({current}) as current_accounts where not is_deleted"  # noqa: S608 (rendered from constants)
+    return conn.execute(query).fetchone()[0]
 
 
 def validate_marts(url: str, schema: str, as_of_date: date | str, run_id: str,
@@ -48,7 +41,7 @@ def validate_marts(url: str, schema: str, as_of_date: date | str, run_id: str,
     with psycopg.connect(url, autocommit=True) as conn:
         ensure_results_table(conn)
         specs, views = [], []
-        for table, (column, _) in MARTS.items():
+        for table in MARTS:
             spec = mart_suite(table)
             if not table_exists(conn, schema, table):
                 report.outcomes.append(Outcome(
@@ -56,7 +49,7 @@ def validate_marts(url: str, schema: str, as_of_date: date | str, run_id: str,
                     False, f"no table {schema}.{table}", {"schema": schema, "table": table}))
                 continue
             specs.append(spec)
-            views.append(BatchView(table, schema, table, column, day))
+            views.append(BatchView(table, schema, table, spec.batch_column, day))
         accounts = (expected_account_count if expected_account_count is not None
                     else expected_accounts(conn, day))
         if specs:

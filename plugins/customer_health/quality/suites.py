@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from great_expectations import expectations as gxe
 from great_expectations.expectations.expectation import Expectation
 
+from customer_health import dbt_facts
 from customer_health.contract import ENTITIES, Entity
 
 RAW_DATASOURCE = "warehouse_raw"
@@ -29,8 +30,6 @@ FUTURE_BY_NATURE = frozenset({"current_term_end", "due_at"})
 PERSONAL_DATA_PATTERN = "(e_?mail|full_name|first_name|last_name|phone|mobile|address)"
 #: ...except the account manager's (an employee's) work address, part of the mart contract.
 PERSONAL_DATA_ALLOWED = ("owner_email",)
-#: Health bands and their lower score bounds (marts.md).
-HEALTHY_FROM, AT_RISK_FROM = 70, 40
 
 
 @dataclass(frozen=True)
@@ -145,8 +144,9 @@ BRIDGE_AMOUNTS = ("starting_mrr", "new_mrr", "expansion_mrr", "reactivation_mrr"
 def _customer_health() -> tuple[Expectation, ...]:
     """A new account (no component has data) is normal: its score and band are NULL. So
     score and band are not required; the rule that ties them to the components is."""
-    band = (f"case when health_score >= {HEALTHY_FROM} then 'healthy'"
-            f" when health_score >= {AT_RISK_FROM} then 'at_risk'"
+    healthy_from, at_risk_from = dbt_facts.band_thresholds()  # the macro health_band's
+    band = (f"case when health_score >= {healthy_from} then 'healthy'"
+            f" when health_score >= {at_risk_from} then 'at_risk'"
             " when health_score is not null then 'critical' end")
     none_present = " and ".join(f"{c}_score is null" for c in COMPONENTS)
     present = " + ".join(f"({c}_score is not null)::int" for c in COMPONENTS)
@@ -161,7 +161,8 @@ def _customer_health() -> tuple[Expectation, ...]:
               "select account_id, health_score from {batch}"  # noqa: S608
               f" where (health_score is null) <> ({none_present})"),
         _rows("band_matches_score",
-              "health_band is healthy from 70, at_risk from 40, else critical;"
+              f"health_band is healthy from {healthy_from}, at_risk from {at_risk_from},"
+              " else critical;"
               " NULL exactly when health_score is",
               "select account_id, health_score, health_band from {batch}"  # noqa: S608
               f" where health_band is distinct from ({band})"),
@@ -242,21 +243,27 @@ def _account_team_summary() -> tuple[Expectation, ...]:
     )
 
 
-#: mart table -> (batch column or None, its expectations)
+#: mart table -> its expectations
 MARTS = {
-    "customer_health": ("as_of_date", _customer_health),
-    "customer_inactivity": ("as_of_date", _customer_inactivity),
-    "revenue_movements": (None, _revenue_movements),
-    "revenue_retention": (None, _revenue_retention),
-    "customer_lifetime_value": ("as_of_date", _customer_lifetime_value),
-    "nps_monthly": (None, _nps_monthly),
-    "account_team_summary": ("as_of_date", _account_team_summary),
+    "customer_health": _customer_health,
+    "customer_inactivity": _customer_inactivity,
+    "revenue_movements": _revenue_movements,
+    "revenue_retention": _revenue_retention,
+    "customer_lifetime_value": _customer_lifetime_value,
+    "nps_monthly": _nps_monthly,
+    "account_team_summary": _account_team_summary,
 }
 
 
+def batch_column(table: str) -> str | None:
+    """A mart keyed by as_of_date is checked on the night's rows; a monthly one (the
+    models' unique_key, read from the dbt manifest) on all its rows."""
+    return None if table in dbt_facts.monthly_marts() else "as_of_date"
+
+
 def mart_suite(table: str) -> SuiteSpec:
-    column, build = MARTS[table]
-    return SuiteSpec(f"marts.{table}", MARTS_DATASOURCE, table, column, build())
+    return SuiteSpec(f"marts.{table}", MARTS_DATASOURCE, table, batch_column(table),
+                     MARTS[table]())
 
 
 def all_suites() -> tuple[SuiteSpec, ...]:

@@ -22,6 +22,8 @@ from matplotlib.dates import num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from customer_health import dbt_facts
+
 BAND_COLOURS = {
     "healthy": "#2f9e62",
     "at_risk": "#e3a32b",
@@ -171,10 +173,11 @@ def _trend_figure(series: list[tuple[date, float]]) -> tuple[Figure, str]:
     if high - low < 20:
         mid = (high + low) / 2
         low, high = max(0.0, mid - 10), min(100.0, mid + 10)
-    for band, (a, b) in (("critical", (0, 40)), ("at_risk", (40, 70)),
-                         ("healthy", (70, 100))):
+    healthy, at_risk = dbt_facts.band_thresholds()
+    for band, (a, b) in (("critical", (0, at_risk)), ("at_risk", (at_risk, healthy)),
+                         ("healthy", (healthy, 100))):
         ax.axhspan(a, b, color=BAND_FILL[band], zorder=0, linewidth=0)
-    for threshold in (40, 70):
+    for threshold in (at_risk, healthy):
         if low < threshold < high:
             ax.axhline(threshold, color="#cbd5e1", linewidth=0.8, linestyle=(0, (3, 3)))
     if values:

@@ -59,6 +59,7 @@ select
     h.billing_score::float8 as billing_score,
     h.health_score::float8 as health_score, h.health_band,
     h.score_change_7d::float8 as score_change_7d, h.top_risk_driver,
+    {top_component} as top_risk_component,
     {scored} as scored_components, h.missing_components,
     i.days_since_last_touch, i.last_touch_type, i.inactivity_tier, i.is_churned,
     i.win_back_candidate, i.recommended_action, i.days_since_last_payment,
@@ -151,8 +152,13 @@ def load_night(url: str, as_of_date: date, schema: str = "marts") -> NightData:
         scored = (sql.SQL("h.scored_components")
                   if "scored_components" in tables["customer_health"]
                   else sql.SQL(_SCORED_FALLBACK))  # a constant expression, no input in it
+        # marts built before top_risk_component existed: no component named (NULL)
+        top_component = sql.SQL("h.top_risk_component"
+                                if "top_risk_component" in tables["customer_health"]
+                                else "null::text")
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.SQL(_NIGHT).format(s=s, scored=scored), params)
+            cur.execute(sql.SQL(_NIGHT).format(s=s, scored=scored, top_component=top_component),
+                        params)
             rows = cur.fetchall()
         if not rows:
             raise MartsMissingError(

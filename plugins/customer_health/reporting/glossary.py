@@ -2,7 +2,8 @@
 
 The figures are the dbt project's (vars in dbt_project.yml, weights in the
 health_score_weights seed), read from the checkout when it is there, so the glossary
-says what the marts did; the defaults below are used where it is not.
+says what the marts did; the defaults below are used where it is not. The health bands'
+cut-offs have no default: they are read from dbt_project.yml (customer_health.dbt_facts).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from customer_health import settings
+from customer_health import dbt_facts, settings
 
 DEFAULT_VARS: dict[str, int] = {
     "inactivity_active_days": 30,
@@ -43,6 +44,13 @@ COMPONENT_COUNT = 4
 THIN_EVIDENCE_BELOW = 2
 
 
+def band_rules(healthy_from: float, at_risk_from: float) -> dict[str, str]:
+    """Each band's score range in words, from the cut-offs (dbt_facts.band_thresholds)."""
+    return {"healthy": f"{healthy_from:g} or more",
+            "at_risk": f"{at_risk_from:g} to under {healthy_from:g}",
+            "critical": f"under {at_risk_from:g}"}
+
+
 @dataclass
 class Glossary:
     vars: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_VARS))
@@ -53,6 +61,9 @@ class Glossary:
     movers_shown: int = MOVERS_SHOWN
     component_count: int = COMPONENT_COUNT
     thin_evidence_below: int = THIN_EVIDENCE_BELOW
+    #: band -> its score range in words (the cut-offs are vars of dbt_project.yml)
+    band_rules: dict[str, str] = field(
+        default_factory=lambda: band_rules(*dbt_facts.band_thresholds()))
 
 
 def _dbt_vars(project_file: Path) -> dict[str, int]:
@@ -78,7 +89,7 @@ def _weights(seed_file: Path) -> dict[str, dict[str, float]]:
 def load_glossary(dbt_project_dir: Path | None = None) -> Glossary:
     """The glossary's figures, from the dbt project when it can be read."""
     root = dbt_project_dir or settings.dbt_project_dir()
-    glossary = Glossary()
+    glossary = Glossary(band_rules=band_rules(*dbt_facts.band_thresholds(root)))
     glossary.vars.update(_dbt_vars(root / "dbt_project.yml"))
     weights = _weights(root / "seeds" / "health_score_weights.csv")
     if weights:

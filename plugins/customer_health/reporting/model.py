@@ -23,14 +23,6 @@ from customer_health.reporting.glossary import (
 
 AT_RISK_BANDS = ("at_risk", "critical")
 
-#: words of top_risk_driver (customer_health) -> the component it speaks of
-_DRIVER_WORDS = {
-    "billing": ("payment", "invoice", "past due", "revenue", "mrr"),
-    "engagement": ("contact", "touch"),
-    "support": ("ticket", "support", "csat"),
-    "sentiment": ("survey", "nps"),
-}
-
 
 @dataclass
 class Headline:
@@ -87,17 +79,6 @@ def is_thin_evidence(row: Row) -> bool:
     return evidence_note(row.get("health_score"), row.get("scored_components")) is not None
 
 
-def driver_component(text: str | None) -> str | None:
-    """The component a top_risk_driver sentence is about (None when unclear)."""
-    if not text:
-        return None
-    lowered = text.lower()
-    for component, words in _DRIVER_WORDS.items():
-        if any(w in lowered for w in words):
-            return component
-    return None
-
-
 def mover_driver(row: Row) -> tuple[str | None, float | None, str | None]:
     """(component, its 7-day change, detail) of the component that fell most."""
     worst: tuple[str | None, float | None] = (None, None)
@@ -109,8 +90,10 @@ def mover_driver(row: Row) -> tuple[str | None, float | None, str | None]:
         if delta < 0 and (worst[1] is None or delta < worst[1]):
             worst = (component, delta)
     component, delta = worst
+    # top_risk_driver's sentence is shown only when it speaks of that component
+    # (customer_health.top_risk_component names it)
     detail = row.get("top_risk_driver")
-    if component is not None and driver_component(detail) != component:
+    if component is not None and row.get("top_risk_component") != component:
         detail = None
     return component, delta, detail
 
