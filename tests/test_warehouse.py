@@ -4,8 +4,11 @@ kept running when pinned, and one server per CHW_HOME."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,13 +22,24 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A folder for a test's own embedded server, outside pytest's temporary root: run as
+    root, the server runs as the unprivileged `pgserver` user, which is let into the
+    folder's parents; a pytest session that starts meanwhile (CI runs several side by
+    side) closes pytest's root to every other user again."""
+    folder = Path(tempfile.mkdtemp(prefix="chw-test-server-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _select_one(url: str) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute("select 1").fetchone()[0]
 
 
-def test_two_homes_get_two_servers_that_share_nothing(tmp_path: Path) -> None:
-    a, b = wh.embedded_paths(tmp_path / "a"), wh.embedded_paths(tmp_path / "b")
+def test_two_homes_get_two_servers_that_share_nothing(server_dir: Path) -> None:
+    a, b = wh.embedded_paths(server_dir / "a"), wh.embedded_paths(server_dir / "b")
     url_a, url_b = wh.acquire_embedded(a), wh.acquire_embedded(b)
     try:
         assert url_a != url_b
@@ -43,8 +57,8 @@ def test_two_homes_get_two_servers_that_share_nothing(tmp_path: Path) -> None:
     assert not wh.embedded_running(a) and not wh.embedded_running(b)
 
 
-def test_last_holder_stops_the_server_and_data_survives_a_restart(tmp_path: Path) -> None:
-    paths = wh.embedded_paths(tmp_path)
+def test_last_holder_stops_the_server_and_data_survives_a_restart(server_dir: Path) -> None:
+    paths = wh.embedded_paths(server_dir)
     url = wh.acquire_embedded(paths)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create table kept (x int)")
@@ -59,8 +73,8 @@ def test_last_holder_stops_the_server_and_data_survives_a_restart(tmp_path: Path
         wh.release_embedded(paths)
 
 
-def test_a_pinned_server_keeps_running_until_stopped(tmp_path: Path) -> None:
-    paths = wh.embedded_paths(tmp_path)
+def test_a_pinned_server_keeps_running_until_stopped(server_dir: Path) -> None:
+    paths = wh.embedded_paths(server_dir)
     url = wh.acquire_embedded(paths)
     wh.pin_embedded(True, paths)
     assert wh.release_embedded(paths) is False
@@ -70,14 +84,14 @@ def test_a_pinned_server_keeps_running_until_stopped(tmp_path: Path) -> None:
     assert not wh.embedded_running(paths)
 
 
-def test_a_server_held_by_another_process_is_not_stopped_under_it(tmp_path: Path) -> None:
-    paths = wh.embedded_paths(tmp_path)
+def test_a_server_held_by_another_process_is_not_stopped_under_it(server_dir: Path) -> None:
+    paths = wh.embedded_paths(server_dir)
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, pathlib; from customer_health import warehouse as wh; "
-            f"wh.acquire_embedded(wh.embedded_paths(pathlib.Path({str(tmp_path)!r}))); "
+            f"wh.acquire_embedded(wh.embedded_paths(pathlib.Path({str(server_dir)!r}))); "
             "print('held', flush=True); sys.stdin.readline()",
         ],
         stdin=subprocess.PIPE,
