@@ -14,7 +14,9 @@ import pytest
 import yaml
 from marts_helpers import E0, E1, SCENARIO, insert_export
 
-from customer_health import contract, dbt_facts, settings, transform, wap
+from customer_health import contract, settings
+from customer_health.modelling import dbt_facts, transform
+from customer_health.publishing import wap
 from customer_health.quality import suites
 from customer_health.quality.marts import expected_accounts
 from customer_health.reporting import charts

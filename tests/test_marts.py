@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from marts_helpers import E0, E1, SCENARIO, by_key, fetch, load_export_via_loader
 
-from customer_health import settings, transform
+from customer_health import settings
+from customer_health.modelling import transform
 from customer_health.quality import validate_marts
 
 MARTS = ("customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",

@@ -1,5 +1,5 @@
-"""Write, audit, publish: the shadow schema, its sync and the atomic swap (customer_health.wap),
-on small hand-made marts in a real PostgreSQL."""
+"""Write, audit, publish: the shadow schema, its sync and the atomic swap
+(customer_health.publishing.wap), on small hand-made marts in a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from customer_health import dbt_facts, settings, transform, wap
+from customer_health import settings
+from customer_health.modelling import dbt_facts, transform
+from customer_health.publishing import wap
 from customer_health.quality import suites
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)

@@ -36,9 +36,9 @@ from customer_health.loading.landing import (
     parse_export_date,
 )
 from customer_health.loading.quarantine import QuarantineSpool
+from customer_health.loading.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
 from customer_health.loading.results import FileResult
 from customer_health.loading.scanner import CHUNK_SIZE, FileRejected, Scanner
-from customer_health.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
 
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]

@@ -34,7 +34,7 @@ def prepare_warehouse() -> None:
     """Create the raw and audit schemas if this warehouse has none yet."""
     import psycopg
 
-    from customer_health.raw_schema import ensure_schemas
+    from customer_health.loading.raw_schema import ensure_schemas
 
     with psycopg.connect(warehouse_url(), autocommit=True) as conn:
         ensure_schemas(conn)
@@ -128,7 +128,7 @@ def validate_raw(landing: str, day: date, run_id: str) -> dict:
 def prepare_shadow(day: date) -> str:
     """Write, audit, publish, step one: the shadow schema holds what `marts` holds, and
     records that tonight's build is about to rewrite `day` there."""
-    from customer_health import wap
+    from customer_health.publishing import wap
 
     url = warehouse_url()
     result = wap.prepare_shadow(url)
@@ -139,7 +139,8 @@ def prepare_shadow(day: date) -> str:
 @fails_at_once
 def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
     """The marts gate, on the shadow schema the night was built in."""
-    from customer_health import quality, wap
+    from customer_health import quality
+    from customer_health.publishing import wap
 
     report = quality.validate_marts(warehouse_url(), schema or wap.SHADOW, day, run_id)
     log.info("%s", report.summary())
@@ -150,7 +151,7 @@ def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
 def publish_marts(day: date) -> str:
     """Swap the validated shadow in as `marts` (atomic; grants and views carried over;
     a repeated publish of the same build swaps nothing)."""
-    from customer_health import wap
+    from customer_health.publishing import wap
 
     return wap.swap_in(warehouse_url(), day).describe()
 
@@ -187,8 +188,8 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
     import tempfile
     from pathlib import Path
 
+    from customer_health.modelling.transform import generate_dbt_docs
     from customer_health.reporting import publish_reports
-    from customer_health.transform import generate_dbt_docs
 
     scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
     folders = {name: scratch / name for name in DOCS_FOLDERS.values()}
@@ -230,7 +231,7 @@ def stored_night_status(url: str, day: date) -> dict:
 
 def notify_published(day: date, published: dict) -> str:
     """Tell the data engineers a night went out (no-op when no channel is configured)."""
-    from customer_health import notify
+    from customer_health.orchestration import notify
 
     sent = notify.send(
         f"[customer health] night {day} published",

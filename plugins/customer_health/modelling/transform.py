@@ -162,7 +162,10 @@ def generate_dbt_docs(url: str, out_dir: Path) -> Path:
 
 
 def create_analyst_role(url: str) -> None:
-    """Create (or repair) the read-only role `chw_analyst`: see customer_health.analyst_role."""
-    from customer_health.analyst_role import grant_analyst
+    """Create (or repair) the read-only role `chw_analyst`.
+
+    See customer_health.publishing.analyst_role.
+    """
+    from customer_health.publishing.analyst_role import grant_analyst
 
     grant_analyst(url)
