@@ -449,23 +449,18 @@ def report(day: date, no_docs: bool) -> None:
     The night's data-quality status comes from audit.quality_results; a night whose
     last check failed is refused, as the DAG would. E-mail goes out only from the DAG.
     """
-    from customer_health.orchestration.nightly import (
-        DOCS_LINKS,
-        publish_reports_with_docs,
-        stored_night_status,
-    )
+    from customer_health.orchestration.nightly import DOCS_LINKS, publish_reports_with_docs
+    from customer_health.quality.status import stored_status
     from customer_health.reporting import ReportError, publish_reports
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
-        status = stored_night_status(url, day)
+        status = stored_status(url, day).to_dict()
         try:
             if no_docs:
-                for key in DOCS_LINKS:
-                    status.pop(key)
                 result = publish_reports(url, day, quality=status)
             else:
-                result = publish_reports_with_docs(url, day, status)
+                result = publish_reports_with_docs(url, day, {**status, **DOCS_LINKS})
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"published {len(result.teams)} team report(s) of {day} to {result.night_dir}"

@@ -151,8 +151,7 @@ def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
     import socket
 
     from customer_health.modelling import dbt_state
-    from customer_health.modelling.transform import dbt_paths, run_dbt
-    from customer_health.publishing.wap import SHADOW
+    from customer_health.modelling.transform import SHADOW_SCHEMA, dbt_paths, run_dbt
     from customer_health.warehouse_connection import task_conninfo as warehouse_url
 
     url = warehouse_url()
@@ -167,7 +166,7 @@ def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
     command = "retry" if previous is not None else "build"
     success = False
     try:
-        result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW})
+        result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW_SCHEMA})
         success = True
     finally:
         dbt_state.record(url, key, as_of, command, success, target,

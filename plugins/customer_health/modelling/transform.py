@@ -23,6 +23,8 @@ from customer_health.warehouse_connection import dbt_env
 
 ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
+#: The schema a night is built in before it is audited and published (publishing.wap).
+SHADOW_SCHEMA = "marts_shadow"
 
 _ENV_LOCK = threading.Lock()
 

@@ -33,11 +33,12 @@ import psycopg
 from psycopg import Connection, sql
 
 from customer_health.modelling.dbt_facts import monthly_marts
+from customer_health.modelling.transform import SHADOW_SCHEMA
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = "marts"
-SHADOW = "marts_shadow"
+SHADOW = SHADOW_SCHEMA
 _LOCK = "chw:marts:wap"
 _DDL = """
 create schema if not exists audit;
