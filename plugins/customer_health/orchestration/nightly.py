@@ -164,8 +164,8 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
     import tempfile
     from pathlib import Path
 
-    from customer_health.modelling.transform import generate_dbt_docs
     from customer_health.reporting import publish_reports
+    from customer_health.reporting.dbt_docs import generate_dbt_docs
 
     scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
     folders = {name: scratch / name for name in DOCS_FOLDERS.values()}
