@@ -34,10 +34,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from customer_health import transform, warehouse  # noqa: E402
+from customer_health import warehouse  # noqa: E402
 from customer_health.contract import ENTITIES  # noqa: E402
 from customer_health.generate import generate_landing  # noqa: E402
 from customer_health.loading import load_export  # noqa: E402
+from customer_health.modelling import transform  # noqa: E402
 
 
 @contextlib.contextmanager

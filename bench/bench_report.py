@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from report_fixtures import create_marts  # noqa: E402
 
-from customer_health import dbt_facts  # noqa: E402
 from customer_health.contract import SEGMENTS  # noqa: E402
+from customer_health.modelling import dbt_facts  # noqa: E402
 
 AS_OF = date(2026, 11, 20)
 TEAMS = ("na-enterprise", "na-growth", "na-smb", "emea-enterprise", "emea-growth", "apac",

@@ -9,13 +9,13 @@ redoes one file) -> the raw quality gate -> dbt build of staging, intermediate a
 marts, the marts written to the shadow schema `marts_shadow` -> the marts quality gate
 on the shadow -> swap the shadow in as `marts` (write, audit, publish) -> publish the
 night's reports with their data-quality page and dbt docs -> tell the data engineers.
-Any task's final failure calls `customer_health.notify.on_failure`.
+Any task's final failure calls `customer_health.orchestration.notify.on_failure`.
 
 dbt runs as one `dbt_build` task whose retries rerun only the failed nodes
 (`CHW_DBT_EXECUTION_MODE=build`, the default, chosen by measurement: see
 docs/nightly.md), or through Cosmos with a task per model and its tests
-(`CHW_DBT_EXECUTION_MODE=local`). The steps live in `customer_health.nightly` and
-`customer_health.dbt_cosmos`.
+(`CHW_DBT_EXECUTION_MODE=local`). The steps live in `customer_health.orchestration.nightly` and
+`customer_health.modelling.dbt_cosmos`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from airflow.sdk import (
 )
 from cosmos import DbtTaskGroup
 
-from customer_health import dbt_cosmos, nightly, notify, settings
+from customer_health import settings
 from customer_health.contract import SYSTEMS, entities
+from customer_health.modelling import dbt_cosmos
+from customer_health.orchestration import nightly, notify
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from customer_health import warehouse
-from customer_health.airflow_env import configure_local_airflow
+from customer_health.orchestration.airflow_env import configure_local_airflow
 
 # Airflow reads its configuration once, at its first import, which may come from a test
 # module's import: so the session's CHW_HOME and Airflow home are set here, at conftest

@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from customer_health.contract import ENTITIES, Entity
-from customer_health.raw_schema import ensure_partition, ensure_schemas
+from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 
 E0 = date(2026, 10, 31)
 E1 = date(2026, 11, 7)

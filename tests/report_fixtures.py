@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg import sql
 
-from customer_health import dbt_facts
+from customer_health.modelling import dbt_facts
 
 AS_OF = date(2026, 11, 20)
 NIGHTS = 90

@@ -406,8 +406,8 @@ def test_a_run_the_scheduler_created_meanwhile_is_followed_not_refused(
         deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     """The race of catchup: the scheduler creates a night's run between the client's look
     (none yet) and its trigger, which the API refuses (409); the client takes that run."""
-    from customer_health.airflow_api import AirflowApi
-    from customer_health.airflow_runner import nightly_logical_date
+    from customer_health.orchestration.airflow_api import AirflowApi
+    from customer_health.orchestration.airflow_runner import nightly_logical_date
 
     api = AirflowApi(deployment.api_url)
     looks = []

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from customer_health import wap
-from customer_health.analyst_role import analyst_leaks, grant_analyst
 from customer_health.cli import main
+from customer_health.publishing import wap
+from customer_health.publishing.analyst_role import analyst_leaks, grant_analyst
 
 SCHEMAS = ("raw", "audit", "staging", "intermediate", "seeds", "marts", "marts_shadow",
            "analytics")

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from customer_health import cli
-from customer_health.airflow_runner import TaskOutcome
 from customer_health.cli import main
+from customer_health.orchestration.airflow_runner import TaskOutcome
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -168,7 +168,7 @@ def test_a_stop_request_lets_a_publishing_task_finish_and_interrupts_any_other(
         task_id: str, finishes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The child's side of a stop (SIGUSR1 from `chw`): a publishing task under way ends
     whole, any other is interrupted at once; either way no further task starts."""
-    from customer_health import airflow_runner as runner
+    from customer_health.orchestration import airflow_runner as runner
 
     monkeypatch.setattr(runner, "_STATE", runner._ChildState())
     previous = signal.signal(signal.SIGUSR1, runner._on_stop_request)

@@ -62,7 +62,7 @@ def test_nightly_dag_shape(dagbag) -> None:
                for t in ("publish_marts", "publish_reports")}
     assert outlets == {"publish_marts": {"customer_health_marts"},
                        "publish_reports": {"customer_health_reports"}}
-    from customer_health.notify import on_failure
+    from customer_health.orchestration.notify import on_failure
 
     assert all(t.on_failure_callback == [on_failure] or t.on_failure_callback == on_failure
                for t in dag.tasks)
@@ -96,7 +96,7 @@ def test_a_model_selector_selects_that_model_only(monkeypatch) -> None:
 
     from dbt.cli.main import dbtRunner
 
-    from customer_health import dbt_cosmos
+    from customer_health.modelling import dbt_cosmos
     from customer_health.warehouse_connection import dbt_env
 
     manifest = json.loads(dbt_cosmos.manifest_path().read_text())

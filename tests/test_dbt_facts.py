@@ -14,7 +14,10 @@ import pytest
 import yaml
 from marts_helpers import E0, E1, SCENARIO, insert_export
 
-from customer_health import contract, dbt_facts, settings, transform, wap
+from customer_health import contract, settings
+from customer_health.modelling import dbt_facts, transform
+from customer_health.publishing import wap
+from customer_health.publishing.analyst_role import grant_analyst
 from customer_health.quality import suites
 from customer_health.quality.marts import expected_accounts
 from customer_health.reporting import charts
@@ -103,7 +106,7 @@ def test_the_gate_counts_current_accounts_with_dbts_own_macro() -> None:
 def two_nights(fresh_database_factory: Callable[[], str]) -> str:
     """Two nights built the nightly way: into the shadow, then swapped in."""
     url = fresh_database_factory()
-    transform.create_analyst_role(url)
+    grant_analyst(url)
     for night in (E0, E1):
         insert_export(url, night, SCENARIO[night])
         wap.prepare_shadow(url)

@@ -14,9 +14,9 @@ import pytest
 from marts_helpers import E0, E1, SCENARIO, load_export_via_loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from customer_health.dbt_cosmos import build_marts
 from customer_health.failures import PermanentFailure
-from customer_health.transform import DbtRunError
+from customer_health.modelling.dbt_cosmos import build_marts
+from customer_health.modelling.transform import DbtRunError
 
 
 def _worker(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from customer_health import dbt_state
-from customer_health.dbt_state import BuildTry
+from customer_health.modelling import dbt_state
+from customer_health.modelling.dbt_state import BuildTry
 
 NIGHT = date(2026, 11, 20)
 RUN = "scheduled__2026-11-20T02:00:00+00:00"

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from customer_health import wap
-from customer_health.demo_history import HistoryError, build_history, dbt_history_args
 from customer_health.generate import generate_landing
+from customer_health.orchestration.demo_history import HistoryError, build_history, dbt_history_args
+from customer_health.publishing import wap
 
 FIRST = date(2026, 10, 1)
 DAYS = 9

@@ -12,8 +12,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from customer_health.failures import PermanentFailure, fails_at_once, is_transient_message
-from customer_health.nightly import FileRejected
-from customer_health.transform import DbtFailedOnData, DbtRunError, run_dbt
+from customer_health.modelling.transform import DbtFailedOnData, DbtRunError, run_dbt
+from customer_health.orchestration.nightly import FileRejected
 
 
 def _closed_port() -> int:

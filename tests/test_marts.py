@@ -18,7 +18,9 @@ import psycopg
 import pytest
 from marts_helpers import E0, E1, SCENARIO, by_key, fetch, load_export_via_loader
 
-from customer_health import settings, transform
+from customer_health import settings
+from customer_health.modelling import transform
+from customer_health.publishing.analyst_role import grant_analyst
 from customer_health.quality import validate_marts
 
 MARTS = ("customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
@@ -74,7 +76,7 @@ def built(fresh_database_factory: Callable[[], str],
           tmp_path_factory: pytest.TempPathFactory) -> Built:
     url = fresh_database_factory()
     landing: Path = tmp_path_factory.mktemp("landing")
-    transform.create_analyst_role(url)
+    grant_analyst(url)
     load_export_via_loader(url, landing, E0, SCENARIO[E0])
     transform.run_dbt(["build"], url, E0)
     first = _snapshot(url)
@@ -365,7 +367,7 @@ def test_no_personal_data_of_contacts_in_marts(built: Built) -> None:
 
 
 def test_analyst_role_reads_marts_only(built: Built) -> None:
-    transform.create_analyst_role(built.url)  # idempotent: a second time changes nothing
+    grant_analyst(built.url)  # idempotent: a second time changes nothing
     with psycopg.connect(built.url, autocommit=True) as conn:
         conn.execute("set role chw_analyst")
         for mart in MARTS:

@@ -26,9 +26,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from customer_health import transform
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
+from customer_health.modelling import transform
 
 START = date(2026, 10, 29)  # the full export; then nightly deltas across the end of October
 NIGHTS = [START + timedelta(days=i) for i in range(5)]

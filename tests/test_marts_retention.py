@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from marts_helpers import SUB_COLS, by_key, fetch, insert_export
 
-from customer_health import transform
+from customer_health.modelling import transform
 
 AS_OF = date(2026, 10, 15)
 

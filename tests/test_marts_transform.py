@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from customer_health import settings, transform
+from customer_health import settings
+from customer_health.modelling import transform
 
 
 def test_dbt_env_from_a_uri_with_password() -> None:

@@ -15,7 +15,7 @@ import pytest
 from dag_runs import WebhookReceiver
 from mail_helpers import free_port, smtp_uri
 
-from customer_health import notify
+from customer_health.orchestration import notify
 
 CHANNEL_VARS = ("AIRFLOW_CONN_CHW_ALERTS_APPRISE", "AIRFLOW_CONN_CHW_ALERTS_WEBHOOK",
                 "CHW_ALERT_EMAILS", "AIRFLOW_CONN_CHW_SMTP")
@@ -49,7 +49,7 @@ def apprise_connection(url: str) -> str:
 
 def test_unconfigured_alerts_are_silent(receiver: WebhookReceiver,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="customer_health.notify"):
+    with caplog.at_level(logging.INFO, logger="customer_health.orchestration.notify"):
         notify.on_failure(failure_context())
         assert notify.send("night published", "fine", {"status": "published"}) == []
     assert receiver.received == []
@@ -139,10 +139,11 @@ def test_a_failing_channel_is_logged_and_the_others_still_get_the_alert(
                        apprise_connection(f"json://127.0.0.1:{closed}/apprise"))
     monkeypatch.setenv("AIRFLOW_CONN_CHW_ALERTS_WEBHOOK", receiver.url)
     monkeypatch.setenv("CHW_ALERT_EMAILS", "de@chw.example")  # but no chw_smtp connection
-    with caplog.at_level(logging.ERROR, logger="customer_health.notify"):
+    with caplog.at_level(logging.ERROR, logger="customer_health.orchestration.notify"):
         assert notify.send("subject", "text", {"status": "failed"}) == ["webhook"]
     assert len(receiver.received) == 1
-    errors = [r.getMessage() for r in caplog.records if r.name == "customer_health.notify"]
+    notify_logger = "customer_health.orchestration.notify"
+    errors = [r.getMessage() for r in caplog.records if r.name == notify_logger]
     assert any("through apprise" in e and "127.0.0.1" in e for e in errors)
     assert any("through email" in e and "chw_smtp" in e for e in errors)
     monkeypatch.setenv("AIRFLOW_CONN_CHW_ALERTS_WEBHOOK", f"http://127.0.0.1:{closed}/x")

@@ -12,8 +12,8 @@ import pytest
 
 from customer_health import settings
 from customer_health.contract import entity
+from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 from customer_health.quality import QualityGateFailed, build_data_docs, validate_marts
-from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 DAY = date(2026, 11, 3)
 
@@ -84,7 +84,7 @@ def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(settings.expectations_dir(), root / "expectations",
                     ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.dbt_facts)
+    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
     (root / "dbt_project").symlink_to(settings.dbt_project_dir())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHW_PROJECT_ROOT", str(root))

@@ -17,9 +17,9 @@ from customer_health import settings
 from customer_health.contract import ENTITIES
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
+from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 from customer_health.quality import QualityGateFailed, validate_raw
 from customer_health.quality.config import VolumeRule, load_config
-from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 START = date(2026, 11, 1)
 NIGHTS = 3
@@ -31,7 +31,7 @@ def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(settings.expectations_dir(), root / "expectations",
                     ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.dbt_facts)
+    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
     (root / "dbt_project").symlink_to(settings.dbt_project_dir())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHW_PROJECT_ROOT", str(root))

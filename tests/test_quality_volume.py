@@ -17,6 +17,7 @@ import pytest
 
 from customer_health import settings
 from customer_health.contract import ENTITIES
+from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 from customer_health.quality import QualityGateFailed, validate_raw
 from customer_health.quality.config import QualityConfigError, VolumeRule, load_config
 from customer_health.quality.volume import (
@@ -30,7 +31,6 @@ from customer_health.quality.volume import (
     verdict,
 )
 from customer_health.quality.volume_replay import Judged, generated_counts, replay
-from customer_health.raw_schema import ensure_partition, ensure_schemas
 
 RULE = VolumeRule()  # the defaults, which expectations/quality.yml repeats
 FIRST_EXPORT = date(2024, 11, 1)
@@ -190,7 +190,7 @@ def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(settings.expectations_dir(), root / "expectations",
                     ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.dbt_facts)
+    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
     (root / "dbt_project").symlink_to(settings.dbt_project_dir())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHW_PROJECT_ROOT", str(root))

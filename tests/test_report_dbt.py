@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from marts_helpers import E0, E1, SCENARIO, load_export_via_loader
 
-from customer_health import transform
+from customer_health.modelling import transform
 from customer_health.reporting import publish_reports
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
-"""Write, audit, publish: the shadow schema, its sync and the atomic swap (customer_health.wap),
-on small hand-made marts in a real PostgreSQL."""
+"""Write, audit, publish: the shadow schema, its sync and the atomic swap
+(customer_health.publishing.wap), on small hand-made marts in a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from customer_health import dbt_facts, settings, transform, wap
+from customer_health import settings
+from customer_health.modelling import dbt_facts
+from customer_health.publishing import wap
+from customer_health.publishing.analyst_role import grant_analyst
 from customer_health.quality import suites
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
@@ -107,10 +110,10 @@ def test_a_night_that_is_never_published_is_undone_in_the_shadow(fresh_database)
 
 def test_swap_keeps_the_analyst_grants_and_re_points_views(fresh_database) -> None:
     url = fresh_database()
-    transform.create_analyst_role(url)
+    grant_analyst(url)
     _build_night(url, D1, 50, 100)
     wap.swap_in(url)
-    transform.create_analyst_role(url)  # grants on marts, as `chw warehouse grant-analyst` does
+    grant_analyst(url)  # grants on marts, as `chw warehouse grant-analyst` does
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create schema if not exists analytics")
         conn.execute("create view analytics.latest_scores as select as_of_date, account_id,"

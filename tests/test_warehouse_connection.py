@@ -35,7 +35,8 @@ ELSEWHERE = "postgresql://nobody@127.0.0.1:1/none"
 PROBE = r"""
 import json, os, sys
 import airflow.sdk, dbt.cli.main, psycopg, psycopg.conninfo, sqlalchemy
-from customer_health import transform, warehouse_connection
+from customer_health import warehouse_connection
+from customer_health.modelling import transform
 from customer_health.quality.context import open_context
 from customer_health.quality.suites import RAW_DATASOURCE
 
@@ -251,7 +252,7 @@ def test_cosmos_tasks_get_the_warehouse_in_their_env_and_leave_os_environ_alone(
     """Local mode's interceptor: the profile's variables go into the operator's env, and
     what Cosmos writes into os.environ during the run (its OpenLineage step copies the
     whole env there) is undone, also when dbt fails."""
-    from customer_health.dbt_cosmos import point_at_warehouse
+    from customer_health.modelling.dbt_cosmos import point_at_warehouse
 
     monkeypatch.delenv("CHW_WAREHOUSE_URL", raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_CHW_WAREHOUSE", json.dumps(
@@ -279,7 +280,7 @@ def test_the_local_mode_dag_points_each_dbt_task_at_the_warehouse(
     from airflow.dag_processing.dagbag import DagBag
 
     from customer_health import settings
-    from customer_health.dbt_cosmos import point_at_warehouse
+    from customer_health.modelling.dbt_cosmos import point_at_warehouse
 
     monkeypatch.setenv("CHW_DBT_EXECUTION_MODE", "local")
     bag = DagBag(dag_folder=str(settings.dags_folder()))

@@ -2,7 +2,7 @@
     the custom schema is used as is, never prefixed with the target's schema.
     The marts go where var `marts_schema` says (default `marts`): the nightly DAG builds
     them in the shadow schema `marts_shadow` and swaps it in once validated
-    (customer_health.wap). -#}
+    (customer_health.publishing.wap). -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}
         {{ target.schema }}

@@ -1,5 +1,5 @@
 {#- Runs at the end of every dbt invocation: the analyst role (when it exists; see
-    customer_health.transform.create_analyst_role) may read every table in `marts`,
+    customer_health.publishing.analyst_role.grant_analyst) may read every table in `marts`,
     including tables a full refresh has just recreated. Nothing else is granted. -#}
 {% macro grant_marts_to_analyst() -%}
     {%- if execute -%}

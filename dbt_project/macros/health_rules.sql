@@ -1,5 +1,5 @@
 {#- The rules the marts share, each stated once: their figures are vars in dbt_project.yml
-    (customer_health.dbt_facts reads the same vars for the marts gate and the report). -#}
+    (customer_health.modelling.dbt_facts reads the same vars for the marts gate and the report). -#}
 
 {#- health_band of a health_score: healthy from var health_healthy_from, at_risk from
     var health_at_risk_from, critical below; NULL when the score is. -#}

@@ -39,7 +39,7 @@ def main() -> None:
     Airflow connection chw_warehouse, else CHW_WAREHOUSE_URL; with neither, an embedded
     PostgreSQL is started there when a command needs it.
     """
-    from customer_health.airflow_env import configure_local_airflow
+    from customer_health.orchestration.airflow_env import configure_local_airflow
 
     # before anything imports Airflow (the warehouse's connection is looked up through it):
     # Airflow's home is CHW_HOME/airflow unless AIRFLOW_HOME says otherwise (created by
@@ -204,7 +204,7 @@ def warehouse_grant_analyst() -> None:
     role cannot log in; grant it to an analyst's login role:
     `chw sql -c "grant chw_analyst to alice"`.
     """
-    from customer_health.analyst_role import AnalystRoleError, grant_analyst
+    from customer_health.publishing.analyst_role import AnalystRoleError, grant_analyst
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
@@ -295,12 +295,12 @@ def _run_nightly(day: date, landing: str | None) -> bool:
     Embedded (`dag.test()` in this process) unless CHW_AIRFLOW_API_URL names a running
     deployment, which then runs the night itself. `landing` None: this machine's
     CHW_LANDING (or CHW_HOME/landing) here, the deployment's own landing area there."""
-    from customer_health import airflow_api
+    from customer_health.orchestration import airflow_api
 
     if airflow_api.configured():
         return _run_nightly_remote(day, landing)
     landing = landing or settings.landing()
-    from customer_health.airflow_runner import (
+    from customer_health.orchestration.airflow_runner import (
         NIGHTLY_DAG_ID,
         DagImportError,
         NightStopped,
@@ -354,8 +354,8 @@ def _run_nightly_remote(day: date, landing: str | None) -> bool:
 
     Without `landing` the run reads the deployment's own landing area (its CHW_LANDING),
     never a path of this machine."""
-    from customer_health.airflow_api import AirflowApi, AirflowApiError
-    from customer_health.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date
+    from customer_health.orchestration.airflow_api import AirflowApi, AirflowApiError
+    from customer_health.orchestration.airflow_runner import NIGHTLY_DAG_ID, nightly_logical_date
 
     api = AirflowApi()
     where = landing or "the deployment's own"
@@ -406,7 +406,7 @@ def _warehouse_unless_remote():
     (its tasks use its own warehouse)."""
     import contextlib
 
-    from customer_health import airflow_api
+    from customer_health.orchestration import airflow_api
     from customer_health.warehouse import warehouse_session
 
     return contextlib.nullcontext() if airflow_api.configured() else warehouse_session()
@@ -425,7 +425,7 @@ def backfill(first: date, last: date, landing: str | None) -> None:
     if last < first:
         raise click.BadParameter("--end is before --start")
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    from customer_health.airflow_runner import NightStopped
+    from customer_health.orchestration.airflow_runner import NightStopped
 
     with _warehouse_unless_remote():
         for day in days:
@@ -449,23 +449,18 @@ def report(day: date, no_docs: bool) -> None:
     The night's data-quality status comes from audit.quality_results; a night whose
     last check failed is refused, as the DAG would. E-mail goes out only from the DAG.
     """
-    from customer_health.nightly import (
-        DOCS_LINKS,
-        publish_reports_with_docs,
-        stored_night_status,
-    )
+    from customer_health.orchestration.nightly import DOCS_LINKS, publish_reports_with_docs
+    from customer_health.quality.status import stored_status
     from customer_health.reporting import ReportError, publish_reports
     from customer_health.warehouse import warehouse_session
 
     with warehouse_session() as url:
-        status = stored_night_status(url, day)
+        status = stored_status(url, day).to_dict()
         try:
             if no_docs:
-                for key in DOCS_LINKS:
-                    status.pop(key)
                 result = publish_reports(url, day, quality=status)
             else:
-                result = publish_reports_with_docs(url, day, status)
+                result = publish_reports_with_docs(url, day, {**status, **DOCS_LINKS})
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"published {len(result.teams)} team report(s) of {day} to {result.night_dir}"
@@ -516,8 +511,8 @@ def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed:
     """Generate a landing area under CHW_HOME, build the marts of its earlier nights and
     run its last few nights through the nightly DAG: reports as a team sees them after
     weeks of use."""
-    from customer_health.demo_history import HistoryError, build_history
     from customer_health.generate import generate_landing
+    from customer_health.orchestration.demo_history import HistoryError, build_history
     from customer_health.warehouse import embedded_paths, is_embedded, redact, warehouse_session
 
     home = settings.chw_home()
@@ -598,7 +593,7 @@ def entrypoint() -> None:
     unreachable warehouse, and exit 128+N for a run stopped by signal N."""
     import signal
 
-    from customer_health.airflow_runner import NightStopped
+    from customer_health.orchestration.airflow_runner import NightStopped
     from customer_health.warehouse import WarehouseError, connection_failure
 
     signal.signal(signal.SIGTERM, _terminate)

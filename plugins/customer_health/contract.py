@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from customer_health import dbt_facts
+from customer_health.modelling import dbt_facts
 
 SYSTEMS: tuple[str, ...] = ("crm", "billing")
 

@@ -36,9 +36,9 @@ from customer_health.loading.landing import (
     parse_export_date,
 )
 from customer_health.loading.quarantine import QuarantineSpool
+from customer_health.loading.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
 from customer_health.loading.results import FileResult
-from customer_health.loading.scanner import CHUNK_SIZE, FileRejected, Scanner
-from customer_health.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
+from customer_health.loading.scanner import CHUNK_SIZE, Scanner, UnreadableFile
 
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]
@@ -214,7 +214,7 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
                                  writer=_QueuedWriter(cursor)) as copy:
                     for batch in scanner.batches():
                         copy.write(batch)
-            except FileRejected as exc:
+            except UnreadableFile as exc:
                 raise _Rejected(str(exc), load_id, scanner.sha256(), scanner.rows_read) from None
             sha = scanner.sha256()
     except psycopg.errors.DataError as exc:

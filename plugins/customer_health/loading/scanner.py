@@ -42,8 +42,9 @@ BATCH_SIZE = 1 << 20  # bytes handed to COPY at a time
 _COPY_END_MARKER = re.compile(r"(?:^|\n)\\\.\r?(?:\n|$)")
 
 
-class FileRejected(Exception):
-    """The file as a whole cannot be loaded; the message says why, for a person."""
+class UnreadableFile(Exception):
+    """The file as a whole cannot be read as the contract's CSV (the loader rejects it and
+    quarantines it whole); the message says why, for a person."""
 
 
 class _Lines:
@@ -79,7 +80,7 @@ class _Lines:
             return bool(rest)
         self.buf = rest + chunk
         if len(self.buf) > MAX_LINE and self.buf.find(b"\n", 0, MAX_LINE + 1) < 0:
-            raise FileRejected(
+            raise UnreadableFile(
                 f"line {self.line_no} is longer than {MAX_LINE >> 20} MiB without a line end: "
                 "this does not look like a CSV export"
             )
@@ -180,8 +181,8 @@ def _record_ends(line: bytes, quoted: bool) -> tuple[bool, bool]:
         i = comma + 1
 
 
-def _not_utf8(line_no: int, byte: int) -> FileRejected:
-    return FileRejected(
+def _not_utf8(line_no: int, byte: int) -> UnreadableFile:
+    return UnreadableFile(
         f"not UTF-8: byte 0x{byte:02x} on line {line_no} is not valid UTF-8 "
         "(re-export the file as UTF-8)"
     )
@@ -200,7 +201,7 @@ class Scanner:
 
     `rows_read` counts records as they end (loaded or quarantined): a blank line is no
     record, a record over several lines is one. When the scanner stops with
-    FileRejected, `rows_read` is the number of records that ended before the one it
+    UnreadableFile, `rows_read` is the number of records that ended before the one it
     stopped in (0 when it stopped at the header); that record, whose quote is never
     closed or which holds a byte that is not UTF-8 or a line over MAX_LINE, is not
     counted. This is the `rows_read` of a file rejected while it was read.
@@ -244,28 +245,28 @@ class Scanner:
         try:
             names = next(self._reader)
         except StopIteration:
-            raise FileRejected("the file is empty: expected a header row") from None
+            raise UnreadableFile("the file is empty: expected a header row") from None
         except _RecordTooLong:
-            raise FileRejected(f"the header row (line {start}) is longer than "
+            raise UnreadableFile(f"the header row (line {start}) is longer than "
                                f"{MAX_RECORD >> 20} MiB: is the file an export?") from None
         except csv.Error as exc:
-            raise FileRejected(f"the header row (line {start}) is not valid CSV: {exc}") from None
+            raise UnreadableFile(f"the header row (line {start}) is not valid CSV: {exc}") from None
         if not names:
-            raise FileRejected("the first line is empty: expected the header row")
+            raise UnreadableFile("the first line is empty: expected the header row")
         known = {c.name: c for c in self.entity.columns}
         if not known.keys() & set(names):
-            raise FileRejected(
+            raise UnreadableFile(
                 f"the first line holds none of the contract's column names ({', '.join(known)}):"
                 " is the header row missing?"
             )
         seen: set[str] = set()
         dupes = sorted({n for n in names if n in seen or seen.add(n)})
         if dupes:
-            raise FileRejected(f"the header names column(s) more than once: {', '.join(dupes)}")
+            raise UnreadableFile(f"the header names column(s) more than once: {', '.join(dupes)}")
         missing = [c for c in self.entity.columns if c.name not in seen]
         required = [c.name for c in missing if not c.nullable]
         if required:
-            raise FileRejected(
+            raise UnreadableFile(
                 f"missing required column(s): {', '.join(required)} "
                 f"(the header has: {', '.join(names)})"
             )
@@ -378,7 +379,7 @@ class Scanner:
             return None
         except csv.Error as exc:
             if lines.eof and lines.pos >= len(lines.buf) and "unexpected end" in str(exc):
-                raise FileRejected(
+                raise UnreadableFile(
                     f"a quoted field opened on line {start} is never closed before the end of "
                     "the file (a broken quote, or a truncated file)"
                 ) from None
@@ -456,7 +457,7 @@ class Scanner:
                 break
             line = lines.next_line()
             if line is None:
-                raise FileRejected(
+                raise UnreadableFile(
                     f"a quoted field opened on line {start} is never closed before the end of "
                     "the file (a broken quote, or a truncated file)")
         end = lines.line_no - 1

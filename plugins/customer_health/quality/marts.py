@@ -7,7 +7,7 @@ from datetime import date
 
 import psycopg
 
-from customer_health.dbt_facts import current_versions_sql
+from customer_health.modelling.dbt_facts import current_versions_sql
 from customer_health.quality.batches import BatchView, batch_schema, table_exists
 from customer_health.quality.config import load_config
 from customer_health.quality.context import open_context, sync_context
@@ -20,7 +20,7 @@ def expected_accounts(conn: psycopg.Connection, as_of_date: date) -> int:
     """The accounts customer_health must hold a row for: the current version, at the end
     of the as_of_date, of every account exported by then, unless deleted. The version
     is chosen by dbt's own `current_versions` macro (the contract's delta rule), rendered
-    for the night (customer_health.dbt_facts)."""
+    for the night (customer_health.modelling.dbt_facts)."""
     if not table_exists(conn, "raw", "crm_accounts"):
         return 0
     current = current_versions_sql("raw.crm_accounts", "account_id", as_of_date)

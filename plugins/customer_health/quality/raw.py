@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from customer_health.contract import SYSTEMS, Entity, entities
+from customer_health.loading.raw_schema import ensure_schemas
 from customer_health.quality.batches import BatchView, batch_schema
 from customer_health.quality.config import WARN, QualityConfig, load_config
 from customer_health.quality.context import open_context, sync_context
@@ -34,7 +35,6 @@ from customer_health.quality.volume import (
     month_end_rhythm,
     verdict,
 )
-from customer_health.raw_schema import ensure_schemas
 
 
 def latest_allowed(export_date: date) -> datetime:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from great_expectations import expectations as gxe
 from great_expectations.expectations.expectation import Expectation
 
-from customer_health import dbt_facts
 from customer_health.contract import ENTITIES, Entity
+from customer_health.modelling import dbt_facts
 
 RAW_DATASOURCE = "warehouse_raw"
 MARTS_DATASOURCE = "warehouse_marts"

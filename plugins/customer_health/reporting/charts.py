@@ -22,7 +22,7 @@ from matplotlib.dates import num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from customer_health import dbt_facts
+from customer_health.modelling import dbt_facts
 
 BAND_COLOURS = {
     "healthy": "#2f9e62",

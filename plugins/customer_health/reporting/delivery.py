@@ -3,7 +3,7 @@
 Recipients come from a YAML mapping file (team -> list of addresses; env
 CHW_REPORT_RECIPIENTS). Each team gets one message of its own with its own page and CSV,
 so a team never receives another team's accounts. The mail goes out through the Airflow
-connection `chw_smtp` with the SMTP provider's hook (customer_health.mailer), so the
+connection `chw_smtp` with the SMTP provider's hook (customer_health.reporting.mailer), so the
 connection may live in an AIRFLOW_CONN_CHW_SMTP variable, a secrets backend or the UI.
 
 A message is multipart/mixed: a multipart/alternative of a plain-text summary and a
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from customer_health.mailer import SMTP_CONN_ID, connection_defined, smtp_session
 from customer_health.reporting.formatting import long_date
 from customer_health.reporting.mail_page import mail_page
+from customer_health.reporting.mailer import SMTP_CONN_ID, connection_defined, smtp_session
 from customer_health.reporting.publish import PublishResult, ReportError
 
 RECIPIENTS_ENV = "CHW_REPORT_RECIPIENTS"

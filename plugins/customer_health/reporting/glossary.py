@@ -3,7 +3,7 @@
 The figures are the dbt project's (vars in dbt_project.yml, weights in the
 health_score_weights seed), read from the checkout when it is there, so the glossary
 says what the marts did; the defaults below are used where it is not. The health bands'
-cut-offs have no default: they are read from dbt_project.yml (customer_health.dbt_facts).
+cut-offs have no default: they are read from dbt_project.yml (customer_health.modelling.dbt_facts).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from customer_health import dbt_facts, settings
+from customer_health import settings
+from customer_health.modelling import dbt_facts
 
 DEFAULT_VARS: dict[str, int] = {
     "inactivity_active_days": 30,

@@ -32,12 +32,13 @@ from datetime import date
 import psycopg
 from psycopg import Connection, sql
 
-from customer_health.dbt_facts import monthly_marts
+from customer_health.modelling.dbt_facts import monthly_marts
+from customer_health.modelling.transform import SHADOW_SCHEMA
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = "marts"
-SHADOW = "marts_shadow"
+SHADOW = SHADOW_SCHEMA
 _LOCK = "chw:marts:wap"
 _DDL = """
 create schema if not exists audit;
@@ -50,7 +51,8 @@ create table if not exists audit.mart_generations (
     primary key (schema_oid, as_of_date)
 );
 comment on table audit.mart_generations is
-    'Which build wrote each as_of_date of a marts schema (by schema oid): see customer_health.wap';
+    'Which build wrote each as_of_date of a marts schema (by schema oid): '
+    'see customer_health.publishing.wap';
 """
 
 

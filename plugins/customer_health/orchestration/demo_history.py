@@ -67,8 +67,8 @@ def build_history(url: str, landing: str, first: date, built_from: date, last: d
     """Load the exports of `first`..`last` night by night; from `built_from` on, build
     each night's marts right after loading it (without tests or gates) and publish
     them all at the end. Nothing is built when `built_from` is after `last`."""
-    from customer_health import wap
-    from customer_health.transform import DbtRunError, run_dbt
+    from customer_health.modelling.transform import DbtRunError, run_dbt
+    from customer_health.publishing import wap
 
     result = HistoryResult(loaded=[], built=[])
     if last < first:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from customer_health.mailer import SMTP_CONN_ID, connection_defined, sender_of
+from customer_health.reporting.mailer import SMTP_CONN_ID, connection_defined, sender_of
 
 log = logging.getLogger(__name__)
 

@@ -72,7 +72,7 @@ def _mart_keys(manifest: Path) -> dict[str, str]:
 def mart_unique_keys(manifest: Path | None = None) -> dict[str, str]:
     """mart -> its incremental unique_key, from the dbt manifest."""
     if manifest is None:
-        from customer_health.dbt_cosmos import manifest_path
+        from customer_health.modelling.dbt_cosmos import manifest_path
 
         manifest = manifest_path()
     return dict(_mart_keys(manifest))

@@ -10,7 +10,7 @@ Stopping. Airflow's in-process task runner (`run_task_in_process`, used by dag.t
 installs its own SIGTERM handler for each task, which only calls the operator's
 `on_kill()` and lets the run go on: a SIGTERM sent to the process running dag.test()
 is swallowed. So the run happens in a child process (`python -m
-customer_health.airflow_runner`) in a process group of its own,
+customer_health.orchestration.airflow_runner`) in a process group of its own,
 and this process (the `chw` command) keeps the signals: on SIGTERM or SIGINT it asks
 the child to stop (SIGUSR1). The child then lets a publishing task that is under way
 (`publish_marts`, `publish_reports`, `notify_published`) finish, interrupts any other
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO
 
 from customer_health import settings
-from customer_health.airflow_env import configure_local_airflow
+from customer_health.orchestration.airflow_env import configure_local_airflow
 
 NIGHTLY_DAG_ID = "customer_health_nightly"
 #: The nightly run's logical time of day: a run for date D has logical date D 02:00 UTC.
@@ -266,7 +266,13 @@ def run_dag(
     sys.stderr.flush()
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "customer_health.airflow_runner", request, str(write_fd)],
+            [
+                sys.executable,
+                "-m",
+                "customer_health.orchestration.airflow_runner",
+                request,
+                str(write_fd),
+            ],
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, process_group=0)
     finally:
         os.close(write_fd)
@@ -487,6 +493,6 @@ def _run_dag_here(
 
 if __name__ == "__main__":  # the child process of run_dag
     # through the imported module, so that what is pickled names its classes, not __main__'s
-    from customer_health import airflow_runner
+    from customer_health.orchestration import airflow_runner
 
     airflow_runner._child_main(sys.argv[1], int(sys.argv[2]))

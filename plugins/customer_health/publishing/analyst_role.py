@@ -17,7 +17,7 @@ one that someone widened, in one transaction on the warehouse database:
    on it (the pipeline);
 4. the role gets CONNECT on the database, USAGE on `marts`, SELECT on its tables and,
    through default privileges of every role owning a table there, on tables created
-   later. The nightly swap (customer_health.wap) carries these over to the new `marts`.
+   later. The nightly swap (customer_health.publishing.wap) carries these over to the new `marts`.
 
 Then `analyst_leaks` checks the result from the catalogs; a leak left fails the command.
 

@@ -79,8 +79,8 @@ def point_at_warehouse(context, operator) -> None:
     go into the operator's own `env` (never `os.environ`), and its dbt run is wrapped so
     that what Cosmos writes into `os.environ` (its OpenLineage step copies the whole
     environment there) is undone when the run ends, even when it fails."""
-    from customer_health.nightly import warehouse_url
     from customer_health.warehouse_connection import dbt_env
+    from customer_health.warehouse_connection import task_conninfo as warehouse_url
 
     operator.env = {**(operator.env or {}), **dbt_env(warehouse_url())}
     operator.run_command = _restoring_environ(operator.run_command)
@@ -144,16 +144,15 @@ def cosmos_configs():
 def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
                 clear_number: int = 0, hostname: str | None = None) -> str:
     """The `build` mode's one task: `dbt build` for the night, its marts written to the
-    shadow schema (customer_health.wap). A retry runs `dbt retry` (only the nodes that
+    shadow schema (customer_health.publishing.wap). A retry runs `dbt retry` (only the nodes that
     failed or were skipped) when this run's previous try, as recorded in the warehouse
-    (customer_health.dbt_state), was a failed build of this night; anything else, e.g. a
+    (customer_health.modelling.dbt_state), was a failed build of this night; anything else, e.g. a
     cleared task or a new run of the night, builds everything."""
     import socket
 
-    from customer_health import dbt_state
-    from customer_health.nightly import warehouse_url
-    from customer_health.transform import dbt_paths, run_dbt
-    from customer_health.wap import SHADOW
+    from customer_health.modelling import dbt_state
+    from customer_health.modelling.transform import SHADOW_SCHEMA, dbt_paths, run_dbt
+    from customer_health.warehouse_connection import task_conninfo as warehouse_url
 
     url = warehouse_url()
     key = dbt_state.BuildTry(dag_run_id or f"manual__{as_of.isoformat()}", clear_number,
@@ -167,7 +166,7 @@ def build_marts(as_of: date, try_number: int, dag_run_id: str | None = None,
     command = "retry" if previous is not None else "build"
     success = False
     try:
-        result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW})
+        result = run_dbt([command], url, as_of, extra_vars={"marts_schema": SHADOW_SCHEMA})
         success = True
     finally:
         dbt_state.record(url, key, as_of, command, success, target,

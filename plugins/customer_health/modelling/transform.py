@@ -1,4 +1,4 @@
-"""Running the dbt project in process, and the analyst role on its marts.
+"""Running the dbt project in process.
 
 dbt reads its connection from environment variables only (`dbt_project/profiles.yml`);
 `customer_health.warehouse_connection.dbt_env` derives them from the warehouse, set for
@@ -21,8 +21,9 @@ from customer_health import settings
 from customer_health.failures import PermanentFailure, is_transient_message
 from customer_health.warehouse_connection import dbt_env
 
-ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
+#: The schema a night is built in before it is audited and published (publishing.wap).
+SHADOW_SCHEMA = "marts_shadow"
 
 _ENV_LOCK = threading.Lock()
 
@@ -136,33 +137,3 @@ def run_dbt(args: list[str], url: str, as_of_date: date | None = None,
         error = DbtRunError if is_transient_message(message) else DbtFailedOnData
         raise error(message, [f.split(":", 1)[0] for f in failed])
     return DbtRunResult(args=command, statuses=statuses, raw=outcome.result)
-
-
-def generate_dbt_docs(url: str, out_dir: Path) -> Path:
-    """`dbt docs generate --static` of the published marts into `out_dir`: one
-    self-contained index.html (every model, column and test, with the catalog's types)
-    that analysts can open from the reports, with a Content-Security-Policy that lets
-    only dbt's own inline script run (reporting/csp.py). Uses a target path of its own,
-    so that `dbt retry` still sees the night's build."""
-    import shutil
-    import tempfile
-
-    from customer_health.reporting import csp
-
-    scratch = Path(tempfile.mkdtemp(prefix="chw-dbt-docs-"))
-    try:
-        run_dbt(["docs", "generate", "--static"], url, target_path=scratch)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        page = (scratch / "static_index.html").read_text(encoding="utf-8")
-        page = csp.with_policy(page, csp.dbt_docs_policy(page))
-        (out_dir / "index.html").write_text(page, encoding="utf-8")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return out_dir / "index.html"
-
-
-def create_analyst_role(url: str) -> None:
-    """Create (or repair) the read-only role `chw_analyst`: see customer_health.analyst_role."""
-    from customer_health.analyst_role import grant_analyst
-
-    grant_analyst(url)

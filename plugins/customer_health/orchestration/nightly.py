@@ -5,12 +5,12 @@ message a data engineer can act on."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 from customer_health import settings
 from customer_health.failures import PermanentFailure, fails_at_once
+from customer_health.quality.status import QualityStatus
 from customer_health.warehouse_connection import task_conninfo as warehouse_url
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ class ExportFolderIncomplete(PermanentFailure):
 
 
 class FileRejected(PermanentFailure):
-    """A file of the night's export was rejected whole; the night must not go on."""
+    """The loader rejected a file of the night's export whole (its ledger row says why);
+    the night must not go on."""
 
 
 def as_of_date(logical_date: datetime) -> date:
@@ -34,7 +35,7 @@ def prepare_warehouse() -> None:
     """Create the raw and audit schemas if this warehouse has none yet."""
     import psycopg
 
-    from customer_health.raw_schema import ensure_schemas
+    from customer_health.loading.raw_schema import ensure_schemas
 
     with psycopg.connect(warehouse_url(), autocommit=True) as conn:
         ensure_schemas(conn)
@@ -85,31 +86,12 @@ def default_landing() -> str:
     return settings.landing()
 
 
-def environment_summary() -> dict[str, str]:
-    """The configuration a run used, for its log (secrets redacted)."""
-    from customer_health.warehouse import redact
-
-    summary = {v.name: os.environ.get(v.name, "") for v in settings.ENV_VARS}
-    if summary.get("CHW_WAREHOUSE_URL"):
-        summary["CHW_WAREHOUSE_URL"] = redact(summary["CHW_WAREHOUSE_URL"])
-    return summary
-
-
 #: Where a published night keeps its docs (relative to the night's folder), as the
 #: report index links them: the dbt docs of the marts. (The night's data-quality page,
 #: quality.html, is rendered by the reports from audit.quality_results; GX's Data Docs
 #: are not published: they print observed values unescaped and list every stored run.)
 DOCS_FOLDERS = {"marts_docs_path": "dbt-docs"}
 DOCS_LINKS = {key: f"{folder}/index.html" for key, folder in DOCS_FOLDERS.items()}
-
-
-def _quality_status(*reports) -> dict:
-    """A small, JSON-able summary of the night's gates for XCom and the report index."""
-    warnings = [o.describe() for r in reports for o in r.warnings]
-    failures = [o.describe() for r in reports for o in r.failures]
-    run_ids = sorted({r.run_id for r in reports})
-    return {"status": "failed" if failures else "passed", "failures": failures,
-            "warnings": warnings, "run_id": run_ids[0] if len(run_ids) == 1 else None}
 
 
 @fails_at_once
@@ -122,13 +104,13 @@ def validate_raw(landing: str, day: date, run_id: str) -> dict:
     report = quality.validate_raw(warehouse_url(), day, run_id, landing=landing)
     log.info("%s", report.summary())
     report.raise_for_failures()
-    return _quality_status(report)
+    return QualityStatus.of_reports(report).to_dict()
 
 
 def prepare_shadow(day: date) -> str:
     """Write, audit, publish, step one: the shadow schema holds what `marts` holds, and
     records that tonight's build is about to rewrite `day` there."""
-    from customer_health import wap
+    from customer_health.publishing import wap
 
     url = warehouse_url()
     result = wap.prepare_shadow(url)
@@ -139,33 +121,28 @@ def prepare_shadow(day: date) -> str:
 @fails_at_once
 def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
     """The marts gate, on the shadow schema the night was built in."""
-    from customer_health import quality, wap
+    from customer_health import quality
+    from customer_health.publishing import wap
 
     report = quality.validate_marts(warehouse_url(), schema or wap.SHADOW, day, run_id)
     log.info("%s", report.summary())
     report.raise_for_failures()
-    return _quality_status(report)
+    return QualityStatus.of_reports(report).to_dict()
 
 
 def publish_marts(day: date) -> str:
     """Swap the validated shadow in as `marts` (atomic; grants and views carried over;
     a repeated publish of the same build swaps nothing)."""
-    from customer_health import wap
+    from customer_health.publishing import wap
 
     return wap.swap_in(warehouse_url(), day).describe()
 
 
 def night_status(gates: list[dict]) -> dict:
     """The night's data-quality status for the report index, from its gates' results
-    (the run id names the run whose checks the night's quality page shows)."""
-    run_ids = {g.get("run_id") for g in gates}
-    return {
-        "status": "failed" if any(g["status"] == "failed" for g in gates) else "passed",
-        "failures": [f for g in gates for f in g["failures"]],
-        "warnings": [w for g in gates for w in g["warnings"]],
-        "run_id": run_ids.pop() if len(run_ids) == 1 else None,
-        **DOCS_LINKS,
-    }
+    (XCom dicts of `QualityStatus`), with the links to its docs."""
+    status = QualityStatus.of_gates(QualityStatus.from_dict(g) for g in gates)
+    return {**status.to_dict(), **DOCS_LINKS}
 
 
 def publish(day: date, gates: list[dict]) -> dict:
@@ -188,7 +165,7 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
     from pathlib import Path
 
     from customer_health.reporting import publish_reports
-    from customer_health.transform import generate_dbt_docs
+    from customer_health.reporting.dbt_docs import generate_dbt_docs
 
     scratch = Path(tempfile.mkdtemp(prefix="chw-docs-"))
     folders = {name: scratch / name for name in DOCS_FOLDERS.values()}
@@ -199,38 +176,9 @@ def publish_reports_with_docs(url: str, day: date, status: dict):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def stored_night_status(url: str, day: date) -> dict:
-    """The quality status of the last run that checked `day`, from audit.quality_results
-    (what `chw report` shows when it re-renders a night; its quality page shows that
-    run's checks)."""
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        found = conn.execute(
-            "select to_regclass('audit.quality_results') is not null").fetchone()[0]
-        rows, run_id = [], None
-        if found:
-            last = conn.execute(
-                "select run_id from audit.quality_results where as_of_date = %(d)s"
-                " order by checked_at desc limit 1", {"d": day}).fetchone()
-            run_id = last[0] if last else None
-            rows = conn.execute(
-                """
-                select suite, expectation, severity, success, observed_value
-                from audit.quality_results
-                where as_of_date = %(d)s and run_id = %(r)s
-                """, {"d": day, "r": run_id}).fetchall()
-    failures = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
-                if not ok and sev == "block"]
-    warnings = [f"{s}: {e} (observed {o})" for s, e, sev, ok, o in rows
-                if not ok and sev == "warn"]
-    return {"status": "failed" if failures else ("passed" if rows else "unknown"),
-            "failures": failures, "warnings": warnings, "run_id": run_id, **DOCS_LINKS}
-
-
 def notify_published(day: date, published: dict) -> str:
     """Tell the data engineers a night went out (no-op when no channel is configured)."""
-    from customer_health import notify
+    from customer_health.orchestration import notify
 
     sent = notify.send(
         f"[customer health] night {day} published",
