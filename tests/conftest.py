@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from customer_health import warehouse
+from customer_health import settings, warehouse
 from customer_health.orchestration.airflow_env import configure_local_airflow
 
 # Airflow reads its configuration once, at its first import, which may come from a test
@@ -96,3 +96,19 @@ def warehouse_url(fresh_database_factory: Callable[[], str]) -> str:
 def fresh_database(fresh_database_factory: Callable[[], str]) -> Callable[[], str]:
     """A factory of fresh, empty databases (each dropped at the end of the session)."""
     return fresh_database_factory
+
+
+@pytest.fixture(scope="module")
+def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the committed GX context, so tests store nothing in the checkout, with no
+    quality overrides of the environment."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(settings.expectations_dir(), root / "expectations",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
+    (root / "dbt_project").symlink_to(settings.dbt_project_dir())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHW_PROJECT_ROOT", str(root))
+        mp.delenv("CHW_QUALITY_SEVERITY", raising=False)
+        mp.delenv("CHW_QUALITY_VOLUME_TOLERANCE", raising=False)
+        yield root

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -76,20 +75,6 @@ values
     ('A5', 'Newish', 'smb', 'emea', 'emea', 'am@example.com', '2026-11-03', '2026-11-03', false,
      '2026-11-03', 'crm/2026-11-03/accounts.csv', 4)
 """
-
-
-@pytest.fixture(scope="module")
-def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the committed GX context, so tests store nothing in the checkout."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(settings.expectations_dir(), root / "expectations",
-                    ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
-    (root / "dbt_project").symlink_to(settings.dbt_project_dir())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHW_PROJECT_ROOT", str(root))
-        mp.delenv("CHW_QUALITY_SEVERITY", raising=False)
-        yield root
 
 
 @pytest.fixture(scope="module")

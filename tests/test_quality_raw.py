@@ -3,8 +3,7 @@ hand-made bad rows."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,20 +22,6 @@ from customer_health.quality.config import VolumeRule, load_config
 
 START = date(2026, 11, 1)
 NIGHTS = 3
-
-
-@pytest.fixture(scope="module")
-def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the committed GX context, so tests store nothing in the checkout."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(settings.expectations_dir(), root / "expectations",
-                    ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
-    (root / "dbt_project").symlink_to(settings.dbt_project_dir())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHW_PROJECT_ROOT", str(root))
-        mp.delenv("CHW_QUALITY_SEVERITY", raising=False)
-        yield root
 
 
 @pytest.fixture(scope="module")

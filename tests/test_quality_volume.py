@@ -7,8 +7,7 @@ ledger of loads and tonight's rows in raw.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -182,21 +181,6 @@ NPS = next(e for e in ENTITIES if e.raw_table == "crm_nps_responses")
 WEEK = (40, 300, 310, 290, 305, 60, 30)
 HISTORY_FROM = date(2026, 9, 7)  # a Monday; the full export is the night before
 HISTORY_TO = date(2026, 10, 18)  # a Sunday: six weeks of deltas
-
-
-@pytest.fixture(scope="module")
-def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the committed GX context, so tests store nothing in the checkout."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(settings.expectations_dir(), root / "expectations",
-                    ignore=shutil.ignore_patterns("uncommitted"))
-    # the suites read facts of the dbt project (customer_health.modelling.dbt_facts)
-    (root / "dbt_project").symlink_to(settings.dbt_project_dir())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHW_PROJECT_ROOT", str(root))
-        mp.delenv("CHW_QUALITY_SEVERITY", raising=False)
-        mp.delenv("CHW_QUALITY_VOLUME_TOLERANCE", raising=False)
-        yield root
 
 
 @pytest.fixture(scope="module")
