@@ -77,3 +77,15 @@ def ledger(url: str) -> list[tuple]:
     """(entity, status, rows_read, rows_loaded, rows_quarantined, message) per attempt."""
     return query(url, "select entity, status, rows_read, rows_loaded, rows_quarantined, message"
                       " from audit.load_ledger order by load_id")
+
+
+#: raw.crm_activities as an earlier version made it: without `_extra`, before raw was
+#: partitioned by night (the upgrade tests add " partition by list (_export_date)").
+EARLIER_ACTIVITIES_DDL = (
+    "create table raw.crm_activities (activity_id text, account_id text,"
+    " contact_id text, activity_type text, direction text,"
+    " occurred_at timestamptz, owner_email text, subject text,"
+    " updated_at timestamptz, _export_date date not null,"
+    " _source_file text not null, _line_number bigint not null,"
+    " _loaded_at timestamptz not null default now())"
+)

@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from loading_helpers import ACT_HEADER, DAY, act, csv_text, ledger, quarantine, query, write_export
+from loading_helpers import (
+    ACT_HEADER,
+    DAY,
+    EARLIER_ACTIVITIES_DDL,
+    act,
+    csv_text,
+    ledger,
+    quarantine,
+    query,
+    write_export,
+)
 
 from customer_health.loading import load_file
 
@@ -108,13 +118,7 @@ def test_a_partitioned_raw_table_without_extra_gets_it(db, tmp_path):
     first load, and take a night with unknown columns."""
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("create schema raw")
-        conn.execute("create table raw.crm_activities (activity_id text, account_id text,"
-                     " contact_id text, activity_type text, direction text,"
-                     " occurred_at timestamptz, owner_email text, subject text,"
-                     " updated_at timestamptz, _export_date date not null,"
-                     " _source_file text not null, _line_number bigint not null,"
-                     " _loaded_at timestamptz not null default now())"
-                     " partition by list (_export_date)")
+        conn.execute(EARLIER_ACTIVITIES_DDL + " partition by list (_export_date)")
         conn.execute("create table raw.crm_activities_20261120 partition of raw.crm_activities"
                      " for values in ('2026-11-20')")
         conn.execute("insert into raw.crm_activities values"

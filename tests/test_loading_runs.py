@@ -17,6 +17,7 @@ import pytest
 from loading_helpers import (
     ACT_HEADER,
     DAY,
+    EARLIER_ACTIVITIES_DDL,
     act,
     csv_text,
     ledger,
@@ -114,12 +115,7 @@ def test_an_unpartitioned_raw_table_of_an_earlier_version_is_split_by_night(db, 
     split into one partition per night on the first load, every row kept as it was."""
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("create schema raw")
-        conn.execute("create table raw.crm_activities (activity_id text, account_id text,"
-                     " contact_id text, activity_type text, direction text,"
-                     " occurred_at timestamptz, owner_email text, subject text,"
-                     " updated_at timestamptz, _export_date date not null,"
-                     " _source_file text not null, _line_number bigint not null,"
-                     " _loaded_at timestamptz not null default now())")
+        conn.execute(EARLIER_ACTIVITIES_DDL)
         conn.execute("create index crm_activities_export_date_idx on raw.crm_activities"
                      " using brin (_export_date)")
         conn.execute("insert into raw.crm_activities values"
