@@ -7,12 +7,14 @@ way the session works in its own freshly created database, dropped at the end.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
@@ -38,6 +40,53 @@ pytest_plugins = ("mail_helpers",)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     warehouse.stop_embedded(warehouse.embedded_paths(_SESSION_HOME / "test-server"))
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+class _ClusterRolesLock:
+    """Roles are cluster-wide: on a shared server (`CHW_TEST_WAREHOUSE_URL`) the test modules
+    marked `cluster_roles` (they create, widen and repair `chw_analyst`) take turns, one
+    module at a time, across pytest-xdist workers and any other pytest session on this
+    machine using the same server. The rest of the suite runs beside them. An embedded
+    server belongs to one worker, so it needs no lock."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self._module: object | None = None
+
+    @staticmethod
+    def _path(url: str) -> Path:
+        params = conninfo_to_dict(url)
+        where = f"{params.get('host') or 'local'}-{params.get('port') or 5432}"
+        return Path(tempfile.gettempdir()) / f"chw-test-cluster-roles-{where}.lock"
+
+    def enter(self, item: pytest.Item, url: str) -> None:
+        if self._file is None:
+            self._file = open(self._path(url), "a")  # noqa: SIM115 (held across tests)
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            self._module = item.module
+
+    def leave(self, nextitem: pytest.Item | None) -> None:
+        """Hold the lock while the next test is of the same module (its module fixtures
+        are torn down in the last test's teardown)."""
+        if self._file is None:
+            return
+        if nextitem is not None and nextitem.module is self._module:
+            return
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = self._module = None
+
+
+_cluster_roles_lock = _ClusterRolesLock()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    shared_server = os.environ.get("CHW_TEST_WAREHOUSE_URL")
+    if shared_server and item.get_closest_marker("cluster_roles"):
+        _cluster_roles_lock.enter(item, shared_server)
+    yield
+    _cluster_roles_lock.leave(nextitem)
 
 
 def _with_database(url: str, dbname: str) -> str:

@@ -16,6 +16,8 @@ from customer_health.cli import main
 from customer_health.publishing import wap
 from customer_health.publishing.analyst_role import analyst_leaks, grant_analyst
 
+pytestmark = pytest.mark.cluster_roles  # chw_analyst is cluster-wide: tests/conftest.py
+
 SCHEMAS = ("raw", "audit", "staging", "intermediate", "seeds", "marts", "marts_shadow",
            "analytics")
 

@@ -24,6 +24,8 @@ from customer_health.reporting import charts
 from customer_health.reporting.glossary import load_glossary
 from customer_health.reporting.render import render_glossary
 
+pytestmark = pytest.mark.cluster_roles  # chw_analyst is cluster-wide: tests/conftest.py
+
 
 @pytest.fixture
 def changed_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:

@@ -23,6 +23,8 @@ from customer_health.modelling import transform
 from customer_health.publishing.analyst_role import grant_analyst
 from customer_health.quality import validate_marts
 
+pytestmark = pytest.mark.cluster_roles  # chw_analyst is cluster-wide: tests/conftest.py
+
 MARTS = ("customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
          "customer_lifetime_value", "nps_monthly", "account_team_summary")
 

@@ -17,6 +17,8 @@ from customer_health.publishing import wap
 from customer_health.publishing.analyst_role import grant_analyst
 from customer_health.quality import suites
 
+pytestmark = pytest.mark.cluster_roles  # chw_analyst is cluster-wide: tests/conftest.py
+
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
 
 
