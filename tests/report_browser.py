@@ -8,12 +8,9 @@ result of a JavaScript probe and a full-page PNG screenshot.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -22,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processes import stop_groups
 from websockets.sync.client import connect
 
 CHROMIUM_HINT = (
@@ -158,11 +156,4 @@ def open_page(path: Path, probe_js: str, width: int = 1280, height: int = 2000,
                     screenshot=base64.b64decode(shot["data"]),
                 )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its renderer and helper processes
+            stop_groups([proc], grace=10)  # the browser with its renderer and helpers

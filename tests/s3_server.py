@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from processes import stop_groups
+
 
 @dataclass(frozen=True)
 class S3Server:
@@ -68,10 +70,5 @@ def s3_server(log_dir: Path) -> Iterator[S3Server]:
                 time.sleep(0.2)
         yield S3Server(endpoint, env)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_groups([proc], grace=10)
         log.close()

@@ -18,12 +18,10 @@ schedule's start, gets a run without tasks, which the CLI must not call a succes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -36,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psutil
 import psycopg
 import pytest
 from dag_runs import chw, marts_snapshot
+from processes import stop_groups
 from psycopg.conninfo import conninfo_to_dict
 
 from customer_health.generate import generate_landing
@@ -188,29 +186,6 @@ def _airflow_env(root: Path, port: int, metadata_url: str, warehouse_url: str,
     }
 
 
-def _stop(processes: dict[str, subprocess.Popen]) -> None:
-    """Stop each component with its whole process group, and the task processes it
-    started in groups of their own; SIGKILL what is left after a grace period."""
-    for name in ("scheduler", "dag-processor", "api-server"):
-        proc = processes.get(name)
-        if proc is None or proc.poll() is not None:
-            continue
-        try:
-            family = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.Error:
-            family = []
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        for child in family:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-
 def _wait_until_ready(deployment: Deployment) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     stage = "the api-server's health endpoint"
@@ -279,7 +254,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory,
         _wait_until_ready(deployment)
         yield deployment
     finally:
-        _stop(deployment.processes)
+        stop_groups(deployment.processes.values())
 
 
 def _chw_remote(args: list[str], deployment: Deployment, home: Path

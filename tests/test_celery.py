@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,10 +38,10 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psutil
 import psycopg
 import pytest
 from dag_runs import chw
+from processes import kill_group, stop_groups
 from s3_server import S3Server, s3_server
 from test_airflow_api import (
     DAG_ID,
@@ -117,14 +116,7 @@ class CeleryDeployment(Deployment):
 
     def kill(self, worker: str) -> None:
         """SIGKILL a worker's process group and every process it started."""
-        proc = self.processes[worker]
-        family = psutil.Process(proc.pid).children(recursive=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        for child in family:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        proc.wait(timeout=30)
+        kill_group(self.processes[worker])
 
 
 def _env(root: Path, port: int, metadata: str, backend: str, warehouse: str,
@@ -181,30 +173,6 @@ def _worker_env(base: dict[str, str], root: Path, name: str) -> dict[str, str]:
     }
 
 
-def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
-    """SIGTERM every component's process group at once, then SIGKILL what is left after a
-    grace period, with the processes each started."""
-    running = {name: proc for name, proc in processes.items() if proc.poll() is None}
-    families = {}
-    for name, proc in running.items():
-        try:
-            families[name] = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.Error:
-            families[name] = []
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for name, proc in running.items():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        for child in families[name]:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory,
                fresh_database_factory) -> Iterator[CeleryDeployment]:
@@ -251,7 +219,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory,
             _wait_until_ready(deployment)
             yield deployment
         finally:
-            _stop_all(deployment.processes)
+            stop_groups(deployment.processes.values())
             _flush_broker()
 
 
