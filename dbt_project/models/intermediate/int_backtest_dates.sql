@@ -1,7 +1,16 @@
--- The back-test's evaluation dates: var backtest_evaluation_dates, or (null) the first of each
+-- The back-test's evaluation dates: var backtest_evaluation_dates (a list, or a comma-separated
+-- string from the command line), or (null) the first of each
 -- month from the first month after the history starts (the earliest subscription version's
 -- updated_at); only dates whose backtest_horizon_days have passed by as_of_date.
 {%- set explicit = var('backtest_evaluation_dates', none) %}
+{%- if explicit is string %}
+{%- set explicit = explicit.split(',') | map('trim') | reject('equalto', '') | list %}
+{%- endif %}
+{%- for d in explicit or [] %}
+{%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', d | string) %}
+{{ exceptions.raise_compiler_error("var backtest_evaluation_dates: YYYY-MM-DD dates, got " ~ d) }}
+{%- endif %}
+{%- endfor %}
 with candidates as (
     {%- if explicit %}
     select d::date as evaluation_date
