@@ -178,15 +178,19 @@ def test_monthly_marts_are_the_manifests_month_keyed_marts() -> None:
     unique_key, stated once in each model's config."""
     models = Path(settings.dbt_project_dir()) / "models" / "marts"
     keys = {}
-    for path in models.glob("*.sql"):
-        found = re.search(r"unique_key\s*=\s*'(\w+)'", path.read_text())
-        assert found, f"{path.name} has no unique_key"
-        keys[path.stem] = found.group(1)
+    for path in models.glob("**/*.sql"):
+        text = path.read_text()
+        found = re.search(r"unique_key\s*=\s*'(\w+)'", text)
+        assert found or "materialized='table'" in text, f"{path.name} has no unique_key"
+        keys[path.stem] = found.group(1) if found else None
     assert dbt_facts.mart_unique_keys() == keys
     monthly = {name for name, key in keys.items() if key == "month"}
     assert monthly == dbt_facts.monthly_marts() == {
         "nps_monthly", "revenue_movements", "revenue_retention"}
-    assert {t for t in suites.MARTS if suites.batch_column(t) is None} == monthly
+    whole = {name for name, key in keys.items() if key is None}
+    assert whole == dbt_facts.whole_marts() == {
+        "health_score_backtest_accounts", "health_score_backtest"}
+    assert {t for t in suites.MARTS if suites.batch_column(t) is None} == monthly | whole
     assert set(suites.MARTS) == set(keys)
 
 
