@@ -54,7 +54,7 @@ _FONT = re.compile(r"font-family:[^;\"]*")
 
 #: the charts' names (an SVG's data-chart; `chart_png`'s first argument)
 BANDS, TREND = "bands", "trend"
-CHURN_BY_BAND, CALIBRATION = "churn_by_band", "calibration"
+CHURN_BY_BAND, CALIBRATION = "churn", "calib"  # short: they go into e-mail Content-IDs
 #: pixels per inch of the PNGs: twice the SVG's 100 CSS pixels per inch
 PNG_DPI = 200
 _CSS_PX_PER_INCH = 100
