@@ -23,7 +23,6 @@ import pytest
 from click.testing import CliRunner
 
 from customer_health import cli, settings
-
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
 from customer_health.modelling import transform, weights_fit
