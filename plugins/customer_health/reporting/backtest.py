@@ -1,7 +1,7 @@
 """The report's "Does the score predict churn?" panel, read from the back-test marts.
 
 The index shows the latest evaluation date of marts.health_score_backtest_accounts (all
-accounts): how many were scored and churned within the horizon, churn rate by band and by
+accounts) on which some accounts churned and some stayed (else the latest): how many were scored and churned within the horizon, churn rate by band and by
 score decile (calibration), and the AUC with its interval from marts.health_score_backtest.
 A team page shows the same for the team's own accounts, only when at least
 CHW_BACKTEST_TEAM_MIN_CHURNED of them churned: with fewer, a rate says nothing.
@@ -135,7 +135,9 @@ def load_backtest(conn: psycopg.Connection, schema: str, teams: list[str]
     latest = conn.execute(sql.SQL(
         "select evaluation_date, horizon_days, auc::float8, auc_ci_low::float8,"
         " auc_ci_high::float8, count(*) over () from {s}.health_score_backtest"
-        " where segment = 'all' order by evaluation_date desc, horizon_days limit 1"
+        " where segment = 'all'"
+        # the latest date with an AUC (somebody churned, somebody stayed), else the latest
+        " order by auc is null, evaluation_date desc, horizon_days limit 1"
     ).format(s=s)).fetchone()
     if latest is None:
         return None, {}
