@@ -1,10 +1,11 @@
 """The report's "Does the score predict churn?" panel, read from the back-test marts.
 
-The index shows the latest evaluation date of marts.health_score_backtest_accounts (all
-accounts) on which some accounts churned and some stayed (else the latest): how many were scored and churned within the horizon, churn rate by band and by
-score decile (calibration), and the AUC with its interval from marts.health_score_backtest.
-A team page shows the same for the team's own accounts, only when at least
-CHW_BACKTEST_TEAM_MIN_CHURNED of them churned: with fewer, a rate says nothing.
+The index shows one evaluation date of marts.health_score_backtest_accounts (all accounts):
+the latest on which some accounts churned and some stayed, else the latest. It shows how
+many were scored and churned within the horizon, the churn rate by band and by score decile
+(calibration), and the AUC with its interval from marts.health_score_backtest. A team page
+shows the same for the team's own accounts, only when at least CHW_BACKTEST_TEAM_MIN_CHURNED
+of them churned: with fewer, a rate says nothing.
 """
 
 from __future__ import annotations
