@@ -15,7 +15,8 @@ dbt_project builds it). The scenario, as of 20 November 2026, 90 nights of histo
 The back-test (BACKTEST): on 1 August 2026 (horizon 90 days) north had 14 accounts, 10 of
 which churned (critical 5 of 5, at risk 3 of 4, healthy 2 of 5): enough for its own panel
 (CHW_BACKTEST_TEAM_MIN_CHURNED, 10); south 1 of 3, the hostile team 0 of 1. All teams:
-critical 6 of 6, at risk 3 of 5, healthy 2 of 7; AUC 0.81 (0.62 to 0.95); 1 July is older.
+critical 6 of 6, at risk 3 of 5, healthy 2 of 7; AUC 0.81 (0.62 to 0.95); 1 July is older
+(4 churned, AUC 0.5): over both dates the AUC averages (11 x 0.81 + 4 x 0.5) / 15 = 0.73.
 """
 
 from __future__ import annotations
@@ -173,8 +174,8 @@ BACKTEST = (
     ("south", 88, "healthy", False),
     (HOSTILE_TEAM, 50, "at_risk", False),
 )
-#: (evaluation_date, auc, low, high) of segment `all`
-BACKTEST_SUMMARY = ((BACKTEST_DATE, 0.81, 0.62, 0.95), (date(2026, 7, 1), 0.5, 0.3, 0.7))
+#: (evaluation_date, accounts churned, auc, low, high) of segment `all`
+BACKTEST_SUMMARY = ((BACKTEST_DATE, 11, 0.81, 0.62, 0.95), (date(2026, 7, 1), 4, 0.5, 0.3, 0.7))
 
 MOVEMENTS = (
     (date(2026, 11, 1), "acc-n-001", "north", 5000, 5000),
@@ -301,8 +302,8 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
                 [(BACKTEST_DATE, 90, f"B{i}", team, score, b, churned)
                  for i, (team, score, b, churned) in enumerate(BACKTEST)])
         _insert(conn, schema, "health_score_backtest",
-                "evaluation_date segment horizon_days auc auc_ci_low auc_ci_high",
-                [(d, "all", 90, auc, low, high) for d, auc, low, high in BACKTEST_SUMMARY])
+                "evaluation_date segment horizon_days accounts_churned auc auc_ci_low auc_ci_high",
+                [(d, "all", 90, n, auc, low, high) for d, n, auc, low, high in BACKTEST_SUMMARY])
 
 
 def _insert(conn: psycopg.Connection, schema: str, table: str, columns: str,

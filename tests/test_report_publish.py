@@ -234,6 +234,8 @@ def test_the_backtest_panel_reads_the_latest_evaluation_date(
             " 30 October 2026; of those at risk, 60%; of the healthy, 29%.") in index
     assert "18 accounts paying on 1 August 2026, 11 of them" in index
     assert "AUC <strong>0.81</strong> (95% interval 0.62 to 0.95)" in index
+    assert "Over all 2 evaluation dates (15 churned accounts in all) the AUC averages" \
+        " <strong>0.73</strong>" in index
     assert 'data-chart="churn"' in index and 'data-chart="calib"' in index
     assert "Critical 6 of 6" in index  # the chart's text alternative
 

@@ -1,7 +1,8 @@
 """The report's "Does the score predict churn?" panel, read from the back-test marts.
 
 The index shows one evaluation date of marts.health_score_backtest_accounts (all accounts):
-the latest on which some accounts churned and some stayed, else the latest. It shows how
+the latest on which CHW_BACKTEST_TEAM_MIN_CHURNED accounts churned, else the one with the
+most churned, and the AUC over every evaluation date (each weighted by its churned). It shows how
 many were scored and churned within the horizon, the churn rate by band and by score decile
 (calibration), and the AUC with its interval from marts.health_score_backtest. A team page
 shows the same for the team's own accounts, only when at least CHW_BACKTEST_TEAM_MIN_CHURNED
@@ -46,8 +47,11 @@ class BacktestPanel:
     deciles: list[tuple[float, float, Rate]] = field(default_factory=list)
     auc: float | None = None
     auc_ci: tuple[float, float] | None = None
-    #: evaluation dates back-tested (all accounts), for "over N dates"
+    #: evaluation dates back-tested (all accounts), the AUC over all of them (each date's
+    #: weighted by its churned accounts) and how many churned in all
     dates_tested: int = 0
+    pooled_auc: float | None = None
+    churned_all_dates: int = 0
 
     @property
     def churned_by(self) -> date:
@@ -133,23 +137,29 @@ def load_backtest(conn: psycopg.Connection, schema: str, teams: list[str]
         (schema,)).fetchone()[0]
     if not exists:
         return None, {}
+    minimum = settings.backtest_team_min_churned()
     latest = conn.execute(sql.SQL(
         "select evaluation_date, horizon_days, auc::float8, auc_ci_low::float8,"
-        " auc_ci_high::float8, count(*) over () from {s}.health_score_backtest"
-        " where segment = 'all'"
-        # the latest date with an AUC (somebody churned, somebody stayed), else the latest
-        " order by auc is null, evaluation_date desc, horizon_days limit 1"
-    ).format(s=s)).fetchone()
+        " auc_ci_high::float8, count(*) over (),"
+        " (sum(auc * accounts_churned) over () / nullif(sum(accounts_churned)"
+        "  filter (where auc is not null) over (), 0))::float8,"
+        " sum(accounts_churned) over ()"
+        " from {s}.health_score_backtest where segment = 'all'"
+        # the latest date on which enough accounts churned to say something (the teams'
+        # threshold), else the one with the most churned, the latest of those
+        " order by least(accounts_churned, %(min)s) desc, evaluation_date desc, horizon_days"
+        " limit 1"
+    ).format(s=s), {"min": minimum}).fetchone()
     if latest is None:
         return None, {}
-    evaluation_date, horizon, auc, low, high, dates = latest
+    evaluation_date, horizon, auc, low, high, dates, pooled, churned_all = latest
     rows = conn.execute(sql.SQL(_ACCOUNTS).format(s=s, team=sql.SQL("")),
                         {"e": evaluation_date}).fetchall()
     panel = _panel(rows, evaluation_date, horizon)
     panel.auc = auc
     panel.auc_ci = (low, high) if low is not None else None
     panel.dates_tested = dates
-    minimum = settings.backtest_team_min_churned()
+    panel.pooled_auc, panel.churned_all_dates = pooled, int(churned_all or 0)
     by_team = {}
     for team in teams:
         rows = conn.execute(
