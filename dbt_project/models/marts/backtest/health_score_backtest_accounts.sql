@@ -29,6 +29,17 @@ zero_moments as (
        and {{ paying_at(after, 's') }}
     group by c.account_id, c.changed_at
     having coalesce(sum(s.mrr_reporting), 0) = 0
+),
+scores as (
+    select * from {{ ref('int_backtest_scores') }}
+),
+churned as (
+    select distinct b.evaluation_date, b.account_id
+    from scores as b
+    join zero_moments as z
+        on z.account_id = b.account_id
+       and z.changed_at >= {{ end_of_day('b.evaluation_date') }}
+       and z.changed_at < {{ end_of_day('b.evaluation_date + ' ~ horizon) }}
 )
 select
     b.evaluation_date,
@@ -43,11 +54,7 @@ select
     b.sentiment_score,
     b.billing_score,
     b.mrr,
-    exists (
-        select 1 from zero_moments as z
-        where z.account_id = b.account_id
-          and z.changed_at >= {{ end_of_day('b.evaluation_date') }}
-          and z.changed_at < {{ end_of_day('b.evaluation_date + ' ~ horizon) }}
-    ) as churned_within_horizon,
+    c.account_id is not null as churned_within_horizon,
     b.weights_version
-from {{ ref('int_backtest_scores') }} as b
+from scores as b
+left join churned as c on c.evaluation_date = b.evaluation_date and c.account_id = b.account_id
