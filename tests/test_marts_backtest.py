@@ -30,7 +30,7 @@ from customer_health.modelling import transform, weights_fit
 START = date(2026, 10, 29)  # the full export (540 days of history), then two nightly deltas
 NIGHTS = [START + timedelta(days=i) for i in range(3)]
 LATE = START + timedelta(days=3)  # an export loaded after the nights, for the leakage test
-BACKTEST = ["run", "--select", "int_backtest_dates+"]
+BACKTEST = ["run", "--full-refresh", "--select", "int_backtest_dates+"]
 SCORE_COLUMNS = ("segment", "account_team", "mrr", "engagement_score", "support_score",
                  "sentiment_score", "billing_score", "health_score", "health_band")
 
@@ -48,7 +48,8 @@ def _load(url: str, landing: Path, day: date) -> None:
 
 def _backtest_on(url: str, dates: list[date]) -> None:
     """The back-test models for the given evaluation dates with a horizon of 0 days (so
-    that the nights' own dates are back-tested)."""
+    that the nights' own dates are back-tested), recomputed (a full refresh: incremental,
+    the scores of dates already computed would stay)."""
     transform.run_dbt(BACKTEST, url, NIGHTS[-1], extra_vars={
         "backtest_evaluation_dates": ",".join(d.isoformat() for d in dates),
         "backtest_horizon_days": "0"})

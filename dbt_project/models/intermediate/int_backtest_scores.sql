@@ -6,9 +6,37 @@
 -- nightly intermediate models; the formulas are the very macros the nightly mart uses
 -- (health_component_scores, health_score, health_band; macros/health_score.sql), and the
 -- weights those in force now (int_health_weights): the back-test judges today's rules.
+-- Incremental on evaluation_date: a date's score never changes once the date has passed (only
+-- rows exported by then count), so a night computes only the dates it has no rows of yet with
+-- today's weights (a new date whose horizon passed, or every date after a change of weights).
+-- After a change of the formula or a window var: dbt run --full-refresh -s int_backtest_scores.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='evaluation_date',
+    indexes=[{'columns': ['evaluation_date']}],
+) }}
 {%- set e = 'd.evaluation_date' %}
+{%- set todo_dates -%}
+    select b.evaluation_date from {{ ref('int_backtest_dates') }} as b
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as t
+        where t.evaluation_date = b.evaluation_date
+          and t.weights_version = (select max(weights_version) from {{ ref('int_health_weights') }})
+    )
+    {%- endif %}
+{%- endset %}
+{%- set todo = true %}
+{%- if is_incremental() and execute %}
+{%- set todo = run_query('select count(*) from (' ~ todo_dates ~ ') as d').columns[0].values()[0] > 0 %}
+{%- endif %}
+{%- if not todo %}
+-- nothing to compute tonight
+select * from {{ this }} where false
+{%- else %}
 with dates as (
-    select evaluation_date from {{ ref('int_backtest_dates') }}
+    {{ todo_dates }}
 ),
 accounts as (
     select d.evaluation_date, a.account_id, lower(trim(a.segment)) as segment, a.account_team
@@ -240,3 +268,4 @@ select
     {{ health_band('health_score') }} as health_band,
     weights_version
 from scored
+{%- endif %}
