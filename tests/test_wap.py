@@ -124,6 +124,9 @@ def test_swap_keeps_the_analyst_grants_and_re_points_views(fresh_database) -> No
                      " grant select on analytics.latest_scores, analytics.latest_max"
                      " to chw_analyst")
     _build_night(url, D2, 60, 200)
+    with psycopg.connect(url) as conn:  # a mart published for the first time tonight
+        conn.execute("create table marts_shadow.health_score_backtest (auc numeric);"
+                     " insert into marts_shadow.health_score_backtest values (0.7)")
     result = wap.swap_in(url)
     assert result.views == ["analytics.latest_scores"]
     with psycopg.connect(url, autocommit=True) as conn:
@@ -135,6 +138,7 @@ def test_swap_keeps_the_analyst_grants_and_re_points_views(fresh_database) -> No
         # the analyst reads the new marts' tables directly
         assert conn.execute("select count(*) from marts.customer_health").fetchone()[0] == 4
         assert conn.execute("select count(*) from marts.revenue_movements").fetchone()[0] == 1
+        assert conn.execute("select count(*) from marts.health_score_backtest").fetchone()[0] == 1
         # and cannot read the shadow, which holds the previous night
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select count(*) from marts_shadow.customer_health")
