@@ -243,6 +243,8 @@ def test_the_backtest_panel_reads_the_latest_evaluation_date(
                      "Does the score predict churn?")
     assert "100% (5 of 5) had churned" in north and "of those at risk, 75%" in north
     assert "14 accounts paying on 1 August 2026, 10 of them" in north
+    # stayers 60, 75, 90, 95 over churners 10..55, 80, 85: (8 + 8 + 10 + 10) / 40
+    assert "AUC <strong>0.90</strong>:" in north
     south = published.team("south").html_path.read_text()
     assert "Does the score predict churn?" not in south
     assert "once at least 10 of its accounts churned" in south
