@@ -11,6 +11,12 @@ dbt_project builds it). The scenario, as of 20 November 2026, 90 nights of histo
 * team `south` (carol@south.example): S1 healthy; S2 engagement fell 30 points, silent
   for 45 days, renews in 20 days; S3 a detractor; S4 churned, a win-back candidate.
 * team `../../etc/<b>x</b> & Co` (a hostile name): H1 named like a spreadsheet formula.
+
+The back-test (BACKTEST): on 1 August 2026 (horizon 90 days) north had 14 accounts, 10 of
+which churned (critical 5 of 5, at risk 3 of 4, healthy 2 of 5): enough for its own panel
+(CHW_BACKTEST_TEAM_MIN_CHURNED, 10); south 1 of 3, the hostile team 0 of 1. All teams:
+critical 6 of 6, at risk 3 of 5, healthy 2 of 7; AUC 0.81 (0.62 to 0.95); 1 July is older
+(4 churned, AUC 0.5): over both dates the AUC averages (11 x 0.81 + 4 x 0.5) / 15 = 0.73.
 """
 
 from __future__ import annotations
@@ -80,6 +86,16 @@ create table {schema}.account_team_summary (
     nps_responses_90d integer, nps_90d numeric(5, 1), avg_health_score numeric(5, 1),
     avg_health_change_7d numeric(5, 1)
 );
+create table {schema}.health_score_backtest_accounts (
+    evaluation_date date not null, horizon_days integer not null, account_id text not null,
+    segment text, account_team text, health_score numeric, health_band text,
+    engagement_score numeric, support_score numeric, sentiment_score numeric,
+    billing_score bigint, mrr numeric, churned_within_horizon boolean not null,
+    weights_version text);
+create table {schema}.health_score_backtest (
+    evaluation_date date not null, segment text not null, horizon_days integer not null,
+    accounts_scored bigint, accounts_churned bigint, auc numeric, auc_ci_low numeric,
+    auc_ci_high numeric);
 """
 
 Scores = tuple[float | None, float | None, float | None, float | None]
@@ -145,6 +161,22 @@ ACCOUNTS: tuple[Acct, ...] = (
 )
 
 #: (month, account_id, team, mrr, previous_mrr) of revenue_movements
+BACKTEST_DATE = date(2026, 8, 1)
+#: (team, health_score, band, churned) on BACKTEST_DATE
+BACKTEST = (
+    *(("north", score, "critical", True) for score in (10, 15, 20, 25, 30)),
+    *(("north", score, "at_risk", True) for score in (45, 50, 55)),
+    ("north", 60, "at_risk", False),
+    *(("north", score, "healthy", True) for score in (80, 85)),
+    *(("north", score, "healthy", False) for score in (75, 90, 95)),
+    ("south", 35, "critical", True),
+    ("south", 72, "healthy", False),
+    ("south", 88, "healthy", False),
+    (HOSTILE_TEAM, 50, "at_risk", False),
+)
+#: (evaluation_date, accounts churned, auc, low, high) of segment `all`
+BACKTEST_SUMMARY = ((BACKTEST_DATE, 11, 0.81, 0.62, 0.95), (date(2026, 7, 1), 4, 0.5, 0.3, 0.7))
+
 MOVEMENTS = (
     (date(2026, 11, 1), "acc-n-001", "north", 5000, 5000),
     (date(2026, 11, 1), "acc-n-002", "north", 1200, 1000),
@@ -264,6 +296,14 @@ def fill_marts(url: str, as_of: date = AS_OF, nights: int = NIGHTS,
         _insert(conn, schema, "revenue_movements",
                 "month account_id account_team mrr previous_mrr mrr_change movement",
                 [(m, a, t, mrr, prev, mrr - prev, "retained") for m, a, t, mrr, prev in MOVEMENTS])
+        _insert(conn, schema, "health_score_backtest_accounts",
+                "evaluation_date horizon_days account_id account_team health_score health_band"
+                " churned_within_horizon",
+                [(BACKTEST_DATE, 90, f"B{i}", team, score, b, churned)
+                 for i, (team, score, b, churned) in enumerate(BACKTEST)])
+        _insert(conn, schema, "health_score_backtest",
+                "evaluation_date segment horizon_days accounts_churned auc auc_ci_low auc_ci_high",
+                [(d, "all", 90, n, auc, low, high) for d, n, auc, low, high in BACKTEST_SUMMARY])
 
 
 def _insert(conn: psycopg.Connection, schema: str, table: str, columns: str,

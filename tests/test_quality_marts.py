@@ -58,6 +58,24 @@ insert into {s}.nps_monthly values ('2026-11-01', 'all', 3, 2, 0, 1, 33.3);
 create table {s}.account_team_summary (as_of_date date, account_team text, mrr numeric,
     arr numeric);
 insert into {s}.account_team_summary values ('2026-11-03', 'emea', 100, 1200);
+create table {s}.health_score_backtest_accounts (evaluation_date date, horizon_days int,
+    account_id text, health_score numeric, health_band text, engagement_score numeric,
+    support_score numeric, sentiment_score numeric, billing_score numeric, mrr numeric,
+    churned_within_horizon boolean);
+insert into {s}.health_score_backtest_accounts values
+    ('2026-07-01', 90, 'A1', 82.5, 'healthy', 80, 70, null, 90, 100, false),
+    ('2026-07-01', 90, 'A2', 39.9, 'critical', 30, 50, 40, 20, 50, true);
+create table {s}.health_score_backtest (evaluation_date date, segment text, horizon_days int,
+    accounts_scored int, accounts_churned int, churn_rate numeric, healthy_accounts int,
+    healthy_churned int, churn_rate_healthy numeric, at_risk_accounts int,
+    at_risk_churned int, churn_rate_at_risk numeric, critical_accounts int,
+    critical_churned int, churn_rate_critical numeric, warning_precision numeric,
+    warning_recall numeric, auc numeric, auc_ci_low numeric, auc_ci_high numeric,
+    auc_engagement numeric, auc_support numeric, auc_sentiment numeric,
+    auc_billing numeric);
+insert into {s}.health_score_backtest values
+    ('2026-07-01', 'all', 90, 2, 1, 0.5, 1, 0, 0, 0, 0, null, 1, 1, 1, 1, 1, 1, 0.2, 1,
+     1, 0.5, null, 1);
 """
 
 ACCOUNTS = """
@@ -128,7 +146,8 @@ def test_good_marts_pass_and_are_stored(gx_root: Path, marts_url: str) -> None:
     assert len(rows) == len(report.outcomes)
     assert {r[0] for r in rows} == {f"marts.{t}" for t in (
         "customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
-        "customer_lifetime_value", "nps_monthly", "account_team_summary")}
+        "customer_lifetime_value", "nps_monthly", "account_team_summary",
+        "health_score_backtest_accounts", "health_score_backtest")}
     by_name = {(r[0], r[1]): r for r in rows}
     count = by_name[("marts.customer_health", "row_count_matches_accounts")]
     assert count[3] is True and count[4] == "4"  # A3 is deleted; only 2026-11-03's rows

@@ -85,7 +85,7 @@ def test_team_page_renders_in_chromium(published: PublishResult) -> None:
     assert run.errors == []
     probe = run.probe
     assert probe["h1"] == "north"
-    assert len(probe["charts"]) == 2
+    assert len(probe["charts"]) == 4  # bands, trend, the back-test's churn by band and decile
     for chart in probe["charts"]:
         assert chart["width"] > 200 and chart["height"] > 100 and chart["shapes"] > 3
     assert probe["scripts"] == 0
@@ -121,6 +121,10 @@ def test_index_and_hostile_team_render_in_chromium(published: PublishResult) -> 
     assert run.errors == []
     assert HOSTILE_TEAM in run.probe["text"] and "Passed" in run.probe["text"]
     assert run.probe["scripts"] == 0
+    assert "Does the score predict churn?" in run.probe["text"]
+    assert len(run.probe["charts"]) == 2  # the back-test's two charts
+    for chart in run.probe["charts"]:
+        assert chart["width"] > 200 and chart["height"] > 100 and chart["shapes"] > 3
 
     hostile = open_page(published.team(HOSTILE_TEAM).html_path, PROBE, height=1200)
     assert hostile.errors == []

@@ -144,7 +144,8 @@ def test_team_page_content(published: PublishResult) -> None:
     assert 'href="north.csv"' in page and 'href="../index.html"' in page
     # headline: NRR this month 7300 / 7100, over 12 months 5000 / 4000
     assert "103%" in page and "125%" in page
-    assert page.count('class="chart" role="img"') == 2
+    # bands, trend and the team's own back-test (10 of its accounts churned): 4 charts
+    assert page.count('class="chart" role="img"') == 4
 
     movers = _section(page, "Movers")
     assert movers.index("acc-n-002") < movers.index("acc-n-003")
@@ -224,6 +225,31 @@ def test_marts_without_scored_components_count_the_components(
     assert "0 of 4" in _portfolio_row(text, "acc-n-006")
 
 
+def test_the_backtest_panel_reads_the_latest_evaluation_date(
+        published: PublishResult) -> None:
+    """report_fixtures.BACKTEST: the index shows all teams' figures of 1 August, a team page
+    its own only when 10 of its accounts churned (north, not south)."""
+    index = _section(published.index_path.read_text(), "Does the score predict churn?")
+    assert ("Of the accounts marked critical on 1 August 2026, 100% (6 of 6) had churned by"
+            " 30 October 2026; of those at risk, 60%; of the healthy, 29%.") in index
+    assert "18 accounts paying on 1 August 2026, 11 of them" in index
+    assert "AUC <strong>0.81</strong> (95% interval 0.62 to 0.95)" in index
+    assert "Over all 2 evaluation dates (15 churned accounts in all) the AUC averages" \
+        " <strong>0.73</strong>" in index
+    assert 'data-chart="churn"' in index and 'data-chart="calib"' in index
+    assert "Critical 6 of 6" in index  # the chart's text alternative
+
+    north = _section(published.team("north").html_path.read_text(),
+                     "Does the score predict churn?")
+    assert "100% (5 of 5) had churned" in north and "of those at risk, 75%" in north
+    assert "14 accounts paying on 1 August 2026, 10 of them" in north
+    # stayers 60, 75, 90, 95 over churners 10..55, 80, 85: (8 + 8 + 10 + 10) / 40
+    assert "AUC <strong>0.90</strong>:" in north
+    south = published.team("south").html_path.read_text()
+    assert "Does the score predict churn?" not in south
+    assert "once at least 10 of its accounts churned" in south
+
+
 def test_index_lists_teams_quality_and_links(published: PublishResult) -> None:
     index = published.index_path.read_text()
     for report in published.teams:
@@ -231,7 +257,8 @@ def test_index_lists_teams_quality_and_links(published: PublishResult) -> None:
     assert "Passed with warnings" in index
     assert 'href="quality/index.html"' in index
     glossary = (published.night_dir / "glossary.html").read_text()
-    for anchor in ("bands", "components", "engagement", "billing", "inactivity", "win-back"):
+    for anchor in ("bands", "components", "engagement", "billing", "inactivity", "win-back",
+                   "backtest"):
         assert f'id="{anchor}"' in glossary
 
 

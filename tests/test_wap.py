@@ -126,6 +126,9 @@ def test_swap_keeps_the_analyst_grants_and_re_points_views(fresh_database) -> No
                      " grant select on analytics.latest_scores, analytics.latest_max"
                      " to chw_analyst")
     _build_night(url, D2, 60, 200)
+    with psycopg.connect(url) as conn:  # a mart published for the first time tonight
+        conn.execute("create table marts_shadow.health_score_backtest (auc numeric);"
+                     " insert into marts_shadow.health_score_backtest values (0.7)")
     result = wap.swap_in(url)
     assert result.views == ["analytics.latest_scores"]
     with psycopg.connect(url, autocommit=True) as conn:
@@ -137,6 +140,7 @@ def test_swap_keeps_the_analyst_grants_and_re_points_views(fresh_database) -> No
         # the analyst reads the new marts' tables directly
         assert conn.execute("select count(*) from marts.customer_health").fetchone()[0] == 4
         assert conn.execute("select count(*) from marts.revenue_movements").fetchone()[0] == 1
+        assert conn.execute("select count(*) from marts.health_score_backtest").fetchone()[0] == 1
         # and cannot read the shadow, which holds the previous night
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select count(*) from marts_shadow.customer_health")
@@ -180,15 +184,19 @@ def test_monthly_marts_are_the_manifests_month_keyed_marts() -> None:
     unique_key, stated once in each model's config."""
     models = Path(settings.dbt_project_dir()) / "models" / "marts"
     keys = {}
-    for path in models.glob("*.sql"):
-        found = re.search(r"unique_key\s*=\s*'(\w+)'", path.read_text())
-        assert found, f"{path.name} has no unique_key"
-        keys[path.stem] = found.group(1)
+    for path in models.glob("**/*.sql"):
+        text = path.read_text()
+        found = re.search(r"unique_key\s*=\s*'(\w+)'", text)
+        assert found or "materialized='table'" in text, f"{path.name} has no unique_key"
+        keys[path.stem] = found.group(1) if found else None
     assert dbt_facts.mart_unique_keys() == keys
     monthly = {name for name, key in keys.items() if key == "month"}
     assert monthly == dbt_facts.monthly_marts() == {
         "nps_monthly", "revenue_movements", "revenue_retention"}
-    assert {t for t in suites.MARTS if suites.batch_column(t) is None} == monthly
+    whole = {name for name, key in keys.items() if key is None}
+    assert whole == dbt_facts.whole_marts() == {
+        "health_score_backtest_accounts", "health_score_backtest"}
+    assert {t for t in suites.MARTS if suites.batch_column(t) is None} == monthly | whole
     assert set(suites.MARTS) == set(keys)
 
 

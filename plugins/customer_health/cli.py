@@ -440,6 +440,53 @@ def backfill(first: date, last: date, landing: str | None) -> None:
     say(f"backfill {first}..{last}: {len(days)} nights succeeded")
 
 
+@main.group()
+def weights() -> None:
+    """The health score's weights (dbt_project/seeds/health_score_weights.csv)."""
+
+
+@weights.command("fit")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the candidate (default: "
+                   "$CHW_HOME/weights/health_score_weights.<version>.csv).")
+@click.option("--test-share", type=click.FloatRange(0.05, 0.9), default=1 / 3,
+              show_default=True, help="Share of the latest evaluation dates held out.")
+@click.option("--c", "c", type=click.FloatRange(min=1e-6), default=1.0, show_default=True,
+              help="Inverse strength of the L2 regularisation (scikit-learn's C).")
+def weights_fit(out: Path | None, test_share: float, c: float) -> None:
+    """Fit candidate weights per segment from the back-test (marts.health_score_backtest_
+    accounts): logistic regression on the earlier evaluation dates, current vs candidate AUC
+    on the later ones. Writes a candidate file; never changes the weights in use (adopt one
+    by committing it over the seed, docs/operations.md)."""
+    import psycopg
+
+    from customer_health.modelling import dbt_facts
+    from customer_health.modelling.weights_fit import (
+        describe,
+        fit_weights,
+        load_rows,
+        read_weights,
+        weights_version,
+        write_weights,
+    )
+    from customer_health.warehouse import warehouse_session
+
+    seed = settings.dbt_project_dir() / "seeds" / "health_score_weights.csv"
+    current = read_weights(seed)
+    with warehouse_session() as url:
+        try:
+            rows = load_rows(url)
+            result = fit_weights(rows, current, dbt_facts.segments(), test_share, c)
+        except (ValueError, psycopg.Error) as exc:
+            raise click.ClickException(str(exc)) from None
+    for line in describe(result):
+        click.echo(line)
+    target = out or settings.chw_home() / "weights" / f"health_score_weights.{result.version}.csv"
+    write_weights(result.weights, target)
+    click.echo(f"current weights {weights_version(current)} ({seed}) unchanged")
+    click.echo(f"candidate weights {result.version} written to {target}")
+
+
 @main.command()
 @click.option("--date", "day", required=True, **DATE, help="The night (as_of_date) to render.")
 @click.option("--no-docs", is_flag=True, help="Skip the dbt docs (faster).")

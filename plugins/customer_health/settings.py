@@ -90,6 +90,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "median * 1.5 of its kind (unset: expectations/quality.yml, default 0.5)",
     ),
     EnvVar(
+        "CHW_BACKTEST_TEAM_MIN_CHURNED",
+        "10",
+        "a team page shows the team's own back-test (does the score predict churn?) when at "
+        "least this many of its accounts churned after the latest evaluation date",
+    ),
+    EnvVar(
         "CHW_REPORT_RECIPIENTS",
         "",
         "YAML file mapping each account team to the addresses that receive its report "
@@ -246,6 +252,10 @@ def task_retries() -> int:
 
 def retry_delay_seconds() -> int:
     return _int("CHW_RETRY_DELAY", 300, minimum=1)
+
+
+def backtest_team_min_churned() -> int:
+    return _int("CHW_BACKTEST_TEAM_MIN_CHURNED", 10, minimum=1)
 
 
 def export_wait_timeout_seconds() -> int:

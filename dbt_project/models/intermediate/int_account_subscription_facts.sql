@@ -6,16 +6,12 @@ with moments as (
     select
         s.account_id,
         sum(case
-            when s.status in ('active', 'past_due')
-             and s.started_at < {{ as_of_end() }}
-             and (s.canceled_at is null or s.canceled_at >= {{ as_of_end() }})
+            when {{ paying_at(as_of_end(), 's') }}
              and s.valid_from < {{ as_of_end() }}
              and s.valid_to is null
             then s.mrr_reporting else 0 end) as mrr_now,
         sum(case
-            when s.status in ('active', 'past_due')
-             and s.started_at < {{ before }}
-             and (s.canceled_at is null or s.canceled_at >= {{ before }})
+            when {{ paying_at(before, 's') }}
              and s.valid_from < {{ before }}
              and (s.valid_to is null or s.valid_to >= {{ before }})
             then s.mrr_reporting else 0 end) as mrr_window_ago,

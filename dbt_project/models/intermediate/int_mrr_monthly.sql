@@ -30,9 +30,7 @@ with mrr as (
         s.account_id,
         sum(
             case
-                when s.status in ('active', 'past_due')
-                 and s.started_at < m.month_end_at
-                 and (s.canceled_at is null or s.canceled_at >= m.month_end_at)
+                when {{ paying_at('m.month_end_at', 's') }}
                 then s.mrr_reporting
                 else 0
             end

@@ -41,10 +41,7 @@ weighted as (
     select
         b.*,
         -- weights of the components present (a missing one's weight is shared by the others)
-        case when engagement_score is not null then engagement_weight else 0 end
-        + case when support_score is not null then support_weight else 0 end
-        + case when sentiment_score is not null then sentiment_weight else 0 end
-        + case when billing_score is not null then billing_weight else 0 end as present_weight,
+        {{ present_weight() }} as present_weight,
         coalesce(engagement_weight * (100 - engagement_score), 0) as engagement_gap,
         coalesce(support_weight * (100 - support_score), 0) as support_gap,
         coalesce(sentiment_weight * (100 - sentiment_score), 0) as sentiment_gap,
@@ -54,13 +51,7 @@ weighted as (
 scored as (
     select
         w.*,
-        round(
-            (coalesce(engagement_weight * engagement_score, 0)
-             + coalesce(support_weight * support_score, 0)
-             + coalesce(sentiment_weight * sentiment_score, 0)
-             + coalesce(billing_weight * billing_score, 0)) / nullif(present_weight, 0),
-            1
-        ) as health_score,
+        {{ health_score() }} as health_score,
         greatest(engagement_gap, support_gap, sentiment_gap, billing_gap) as top_gap
     from weighted as w
 ),

@@ -3,7 +3,8 @@
 - vars of `dbt_project.yml`: the health bands' cut-offs, the NPS rule, the segments
   (the marts gate's suite, the report and the export contract read them here);
 - the manifest (`dbt_cosmos.manifest_path()`, parsed once per version of the project):
-  each mart's incremental `unique_key`, hence which marts are monthly;
+  each mart's incremental `unique_key`, hence which marts are monthly (and which, without
+  one, are rebuilt whole);
 - the `current_versions` macro, rendered here so the marts gate counts an account's
   current version by the very rule dbt builds the marts with.
 
@@ -83,6 +84,12 @@ def monthly_marts(manifest: Path | None = None) -> frozenset[str]:
     return frozenset(m for m, k in mart_unique_keys(manifest).items() if k == MONTHLY_KEY)
 
 
+def whole_marts(manifest: Path | None = None) -> frozenset[str]:
+    """The marts rebuilt whole each night (materialized as tables: no unique_key), such as
+    the health score's back-test."""
+    return frozenset(m for m, k in mart_unique_keys(manifest).items() if k is None)
+
+
 def _raise(message: str) -> None:
     raise RuntimeError(message)
 
@@ -110,4 +117,4 @@ def current_versions_sql(relation: str, key: str, as_of_date: datetime.date,
 
 
 __all__ = ["band_thresholds", "current_versions_sql", "health_band", "mart_unique_keys",
-           "monthly_marts", "project_var", "project_vars", "segments"]
+           "monthly_marts", "project_var", "project_vars", "segments", "whole_marts"]

@@ -10,7 +10,8 @@ tables and follow a rename; a table copied into the shadow gets its comments too
 
 Two things do not follow a rename, and the swap carries them over by hand:
 - privileges: the schema's grants, its tables' grants and its default privileges move
-  from the old `marts` to the new one (and are revoked from the new shadow);
+  from the old `marts` to the new one (and are revoked from the new shadow); a table new
+  in `marts` (no namesake before) gets what its default privileges give;
 - views outside the two schemas that read the marts: PostgreSQL binds a view to the
   tables themselves, so after a rename it would read the shadow. The swap re-creates
   each such view from its own definition, so it reads the new `marts`.
@@ -338,6 +339,24 @@ def _move_privileges(conn: Connection, old_oid: int, new_oid: int) -> int:
         where d.defaclnamespace = %s
         """, (old_oid,)).fetchall()
     kinds = {"r": "tables", "S": "sequences", "f": "functions", "T": "types"}
+    # a table that arrives with this swap (no namesake in the old marts: a new mart, say the
+    # back-test's, rebuilt whole in the shadow) gets what the default privileges give a table
+    # its owner creates in `marts`
+    arriving = conn.execute(
+        """
+        select c.relname, pg_get_userbyid(c.relowner) from pg_class c
+        where c.relnamespace = %s and c.relkind in ('r', 'p', 'v', 'm')
+          and not exists (select 1 from pg_class o where o.relnamespace = %s
+                          and o.relname = c.relname)
+        """, (new_oid, old_oid)).fetchall()
+    for owner, kind, grantee, name, privilege in default_acl:
+        if kind != "r":
+            continue
+        for table, table_owner in arriving:
+            if table_owner == owner:
+                conn.execute(sql.SQL("grant {} on {} to {}").format(
+                    sql.SQL(privilege), sql.Identifier(PUBLISHED, table), _role(grantee, name)))
+                moved += 1
     for owner, kind, grantee, name, privilege in default_acl:
         if kind not in kinds:
             continue

@@ -243,6 +243,39 @@ def _account_team_summary() -> tuple[Expectation, ...]:
     )
 
 
+def _health_score_backtest_accounts() -> tuple[Expectation, ...]:
+    healthy_from, at_risk_from = dbt_facts.band_thresholds()
+    band = (f"case when health_score >= {healthy_from} then 'healthy'"
+            f" when health_score >= {at_risk_from} then 'at_risk'"
+            " when health_score is not null then 'critical' end")
+    return (
+        _unique("evaluation_date", "horizon_days", "account_id"),
+        _not_null("churned_within_horizon"),
+        *(_between(s, 0, 100) for s in SCORES),
+        _in_set("health_band", BANDS),
+        _rows("band_matches_score", "health_band follows health_score's cut-offs",
+              "select account_id, health_score, health_band from {batch}"  # noqa: S608
+              f" where health_band is distinct from ({band})"),
+        _between("mrr", 0, None),
+        _no_personal_data("health_score_backtest_accounts"),
+    )
+
+
+def _health_score_backtest() -> tuple[Expectation, ...]:
+    rates = ("churn_rate", "churn_rate_healthy", "churn_rate_at_risk", "churn_rate_critical",
+             "warning_precision", "warning_recall", "auc", "auc_ci_low", "auc_ci_high",
+             *(f"auc_{c}" for c in COMPONENTS))
+    return (
+        _unique("evaluation_date", "segment", "horizon_days"),
+        *(_between(r, 0, 1) for r in rates),
+        _rows("bands_add_up", "healthy + at_risk + critical = accounts scored, churned too",
+              "select evaluation_date, segment from {batch}"
+              " where healthy_accounts + at_risk_accounts + critical_accounts <> accounts_scored"
+              " or healthy_churned + at_risk_churned + critical_churned <> accounts_churned"),
+        _no_personal_data("health_score_backtest"),
+    )
+
+
 #: mart table -> its expectations
 MARTS = {
     "customer_health": _customer_health,
@@ -252,13 +285,16 @@ MARTS = {
     "customer_lifetime_value": _customer_lifetime_value,
     "nps_monthly": _nps_monthly,
     "account_team_summary": _account_team_summary,
+    "health_score_backtest_accounts": _health_score_backtest_accounts,
+    "health_score_backtest": _health_score_backtest,
 }
 
 
 def batch_column(table: str) -> str | None:
-    """A mart keyed by as_of_date is checked on the night's rows; a monthly one (the
-    models' unique_key, read from the dbt manifest) on all its rows."""
-    return None if table in dbt_facts.monthly_marts() else "as_of_date"
+    """A mart keyed by as_of_date is checked on the night's rows; a monthly one or one
+    rebuilt whole (the models' unique_key, read from the dbt manifest) on all its rows."""
+    whole = dbt_facts.monthly_marts() | dbt_facts.whole_marts()
+    return None if table in whole else "as_of_date"
 
 
 def mart_suite(table: str) -> SuiteSpec:

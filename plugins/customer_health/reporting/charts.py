@@ -54,6 +54,7 @@ _FONT = re.compile(r"font-family:[^;\"]*")
 
 #: the charts' names (an SVG's data-chart; `chart_png`'s first argument)
 BANDS, TREND = "bands", "trend"
+CHURN_BY_BAND, CALIBRATION = "churn", "calib"  # short: they go into e-mail Content-IDs
 #: pixels per inch of the PNGs: twice the SVG's 100 CSS pixels per inch
 PNG_DPI = 200
 _CSS_PX_PER_INCH = 100
@@ -117,6 +118,20 @@ def trend_chart(series: list[tuple[date, float]], prefix: str) -> str:
     with matplotlib.rc_context(_RC):
         fig, label = _trend_figure(series)
         return _svg(fig, prefix, label, TREND)
+
+
+def churn_by_band_chart(panel: Any, prefix: str) -> str:
+    """The back-test's churn rate per band (a reporting.backtest.BacktestPanel), as SVG."""
+    with matplotlib.rc_context(_RC):
+        fig, label = _churn_by_band_figure(panel)
+        return _svg(fig, prefix, label, CHURN_BY_BAND)
+
+
+def calibration_chart(panel: Any, prefix: str) -> str:
+    """The back-test's churn rate per score decile, as SVG."""
+    with matplotlib.rc_context(_RC):
+        fig, label = _calibration_figure(panel)
+        return _svg(fig, prefix, label, CALIBRATION)
 
 
 def chart_png(name: str, data: Any) -> ChartImage:
@@ -212,5 +227,60 @@ def _trend_figure(series: list[tuple[date, float]]) -> tuple[Figure, str]:
     return fig, label
 
 
+def _churn_by_band_figure(panel: Any) -> tuple[Figure, str]:
+    """Vertical bars: the share of each band's accounts that churned, with "n of m"."""
+    order = ["healthy", "at_risk", "critical"]
+    labels = {"healthy": "Healthy", "at_risk": "At risk", "critical": "Critical"}
+    rates = [panel.by_band[b].rate or 0.0 for b in order]
+    fig = Figure(figsize=(4.6, 2.6))
+    ax = fig.add_subplot()
+    x = list(range(len(order)))
+    ax.bar(x, [100 * r for r in rates], color=[BAND_COLOURS[b] for b in order], width=0.56)
+    ax.set_xticks(x, [labels[b] for b in order])
+    top = max([100 * r for r in rates] + [1.0])
+    ax.set_ylim(0, top * 1.35)
+    for xi, b in zip(x, order, strict=True):
+        r = panel.by_band[b]
+        ax.annotate(f"{100 * (r.rate or 0):.0f}%  ({r.churned} of {r.accounts})",
+                    (xi, 100 * (r.rate or 0)), xytext=(0, 4), textcoords="offset points",
+                    ha="center", fontsize=9, color=INK)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
+    ax.tick_params(length=0)
+    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    ax.set_axisbelow(True)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.95, bottom=0.12)
+    label = "Churned within the horizon, by band: " + ", ".join(
+        f"{labels[b]} {panel.by_band[b].churned} of {panel.by_band[b].accounts}" for b in order)
+    return fig, label
+
+
+def _calibration_figure(panel: Any) -> tuple[Figure, str]:
+    """Churn rate per score decile (lowest scores left): a score that predicts churn falls
+    from left to right."""
+    fig = Figure(figsize=(6.4, 2.6))
+    ax = fig.add_subplot()
+    deciles = panel.deciles
+    x = list(range(1, len(deciles) + 1))
+    rates = [100 * (r.rate or 0) for _, _, r in deciles]
+    ax.bar(x, rates, color=LINE, width=0.7)
+    ax.set_xticks(x, [f"{lo:.0f}-{hi:.0f}" for lo, hi, _ in deciles], fontsize=8)
+    ax.set_xlabel("health score decile (score range)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
+    ax.set_ylim(0, max(rates + [1.0]) * 1.25)
+    ax.tick_params(length=0)
+    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    ax.set_axisbelow(True)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.2)
+    label = "Churned within the horizon, by score decile (lowest first): " + ", ".join(
+        f"{r.churned} of {r.accounts}" for _, _, r in deciles)
+    return fig, label
+
+
 #: chart name (the SVG's data-chart) -> the function drawing its figure from its data
-_FIGURES: dict[str, Any] = {BANDS: _bands_figure, TREND: _trend_figure}
+_FIGURES: dict[str, Any] = {BANDS: _bands_figure, TREND: _trend_figure,
+                            CHURN_BY_BAND: _churn_by_band_figure,
+                            CALIBRATION: _calibration_figure}

@@ -3,7 +3,8 @@
 Everything a page shows comes from schema `marts` (or the `schema` given): the night's
 rows of customer_health joined with customer_inactivity and customer_lifetime_value,
 the same accounts' rows 7 days earlier (for the movers' drivers), the teams' average
-health over the last 90 nights and their NRR from revenue_movements.
+health over the last 90 nights and their NRR from revenue_movements, and the back-test of
+the score (reporting.backtest).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+
+from customer_health.reporting.backtest import BacktestPanel, load_backtest
 
 COMPONENTS = ("engagement", "support", "sentiment", "billing")
 REQUIRED_TABLES = (
@@ -47,6 +50,10 @@ class NightData:
     nrr_12m: dict[str, float | None] = field(default_factory=dict)
     #: team -> NPS of the last 90 days (account_team_summary.nps_90d), when present
     nps_90d: dict[str, float | None] = field(default_factory=dict)
+    #: does the score predict churn? (the back-test marts; None when they hold nothing)
+    backtest: BacktestPanel | None = None
+    #: team -> its own back-test, for the teams with enough churned accounts
+    backtest_by_team: dict[str, BacktestPanel] = field(default_factory=dict)
 
 
 _NIGHT = """
@@ -188,4 +195,5 @@ def load_night(url: str, as_of_date: date, schema: str = "marts") -> NightData:
         for target, query in ((night.nrr, _NRR), (night.nrr_12m, _NRR_12M)):
             for team, kept, starting in conn.execute(sql.SQL(query).format(s=s), params):
                 target[team] = _ratio(kept, starting)
+        night.backtest, night.backtest_by_team = load_backtest(conn, schema, list(by_team))
     return night

@@ -28,6 +28,7 @@ DEFAULT_VARS: dict[str, int] = {
     "sentiment_window_days": 180,
     "billing_window_days": 90,
     "win_back_days": 365,
+    "backtest_horizon_days": 90,
 }
 DEFAULT_WEIGHTS = {
     "default": {"engagement": 0.30, "support": 0.20, "sentiment": 0.20, "billing": 0.30},
@@ -62,6 +63,8 @@ class Glossary:
     movers_shown: int = MOVERS_SHOWN
     component_count: int = COMPONENT_COUNT
     thin_evidence_below: int = THIN_EVIDENCE_BELOW
+    #: a team page shows its own back-test from this many churned accounts
+    backtest_team_min_churned: int = field(default_factory=settings.backtest_team_min_churned)
     #: band -> its score range in words (the cut-offs are vars of dbt_project.yml)
     band_rules: dict[str, str] = field(
         default_factory=lambda: band_rules(*dbt_facts.band_thresholds()))

@@ -65,6 +65,8 @@ class TeamView:
     detractors: Listing
     win_back: Listing
     portfolio: list[Row] = field(default_factory=list)
+    #: the team's own back-test (reporting.backtest), when enough of its accounts churned
+    backtest: Any = None
 
 
 def evidence_note(score: float | None, scored: int | None) -> str | None:

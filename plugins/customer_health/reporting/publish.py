@@ -178,6 +178,7 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
             night.nrr_12m.get(team),
             night.nps_90d.get(team),
         )
+        view.backtest = night.backtest_by_team.get(team)
         html_path = _inside(teams_dir, f"{stem}.html")
         csv_path = _inside(teams_dir, f"{stem}.csv")
         html_path.write_text(
@@ -186,8 +187,11 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
             encoding="utf-8",
         )
         render.write_team_csv(view, csv_path)
+        chart_data = {charts.BANDS: view.headline.bands, charts.TREND: view.trend}
+        if view.backtest is not None:
+            chart_data |= {charts.CHURN_BY_BAND: view.backtest, charts.CALIBRATION: view.backtest}
         reports.append(TeamReport(team, stem, html_path, csv_path, view.headline.accounts,
-                                  {charts.BANDS: view.headline.bands, charts.TREND: view.trend}))
+                                  chart_data))
         index_rows.append({"team": team, "href": f"teams/{stem}.html", "h": view.headline})
     quality_href = _safe_href((quality or {}).get("docs_path"))
     if checks is not None:
@@ -203,6 +207,7 @@ def _render_night(night: NightData, folder: Path, quality: dict[str, Any] | None
             marts_docs_href=_safe_href((quality or {}).get("marts_docs_path")),
             earlier_nights=earlier,
             generated_at=generated_at,
+            backtest=night.backtest,
         ),
         encoding="utf-8",
     )

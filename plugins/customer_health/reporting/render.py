@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from customer_health import settings
 from customer_health.reporting import charts, csp, formatting
 from customer_health.reporting.glossary import COMPONENT_COUNT, Glossary
 from customer_health.reporting.model import TeamView, evidence_note
@@ -67,14 +68,27 @@ def render_team_page(view: TeamView, *, as_of_date: date, currency: str, stem: s
         glossary_href=glossary_href,
         bands_svg=Markup(charts.bands_chart(view.headline.bands, f"{prefix}-bands")),  # noqa: S704
         trend_svg=Markup(charts.trend_chart(view.trend, f"{prefix}-trend")),  # noqa: S704
+        backtest=view.backtest,
+        backtest_svgs=_backtest_svgs(view.backtest, prefix),
+        backtest_min_churned=settings.backtest_team_min_churned(),
     )
+
+
+def _backtest_svgs(panel: Any, prefix: str) -> dict[str, Markup] | None:
+    """The back-test panel's two charts as inline SVG (charts.py escapes their labels)."""
+    if panel is None:
+        return None
+    return {"bands": Markup(charts.churn_by_band_chart(panel, f"{prefix}-churn")),  # noqa: S704
+            "calibration": Markup(charts.calibration_chart(panel, f"{prefix}-calib"))}  # noqa: S704
 
 
 def render_index(*, as_of_date: date, currency: str, teams: list[dict[str, Any]],
                  quality: dict[str, Any] | None, quality_href: str | None,
                  earlier_nights: list[str], generated_at: datetime,
-                 marts_docs_href: str | None = None) -> str:
+                 marts_docs_href: str | None = None, backtest: Any = None) -> str:
     return ENV.get_template("index.html").render(
+        backtest=backtest,
+        backtest_svgs=_backtest_svgs(backtest, "c-index"),
         as_of_date=as_of_date,
         currency=currency,
         teams=teams,

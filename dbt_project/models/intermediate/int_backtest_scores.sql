@@ -1,0 +1,271 @@
+-- Point-in-time health scores: for every evaluation date (int_backtest_dates) and every account
+-- live on it (MRR > 0, not deleted), the components, score and band it had at the end of that
+-- date, computed from raw as it was known then: only versions exported on or before the date
+-- and stamped before its end (macro known_versions), so nothing exported or updated later
+-- leaks in. Set-based over all dates at once (no replay of past nights). The facts mirror the
+-- nightly intermediate models; the formulas are the very macros the nightly mart uses
+-- (health_component_scores, health_score, health_band; macros/health_score.sql), and the
+-- weights those in force now (int_health_weights): the back-test judges today's rules.
+-- Incremental on evaluation_date: a date's score never changes once the date has passed (only
+-- rows exported by then count), so a night computes only the dates it has no rows of yet with
+-- today's weights (a new date whose horizon passed, or every date after a change of weights).
+-- After a change of the formula or a window var: dbt run --full-refresh -s int_backtest_scores.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='evaluation_date',
+    indexes=[{'columns': ['evaluation_date']}],
+) }}
+{%- set e = 'd.evaluation_date' %}
+{%- set todo_dates -%}
+    select b.evaluation_date from {{ ref('int_backtest_dates') }} as b
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as t
+        where t.evaluation_date = b.evaluation_date
+          and t.weights_version = (select max(weights_version) from {{ ref('int_health_weights') }})
+    )
+    {%- endif %}
+{%- endset %}
+{%- set todo = true %}
+{%- if is_incremental() and execute %}
+{%- set todo = run_query('select count(*) from (' ~ todo_dates ~ ') as d').columns[0].values()[0] > 0 %}
+{%- endif %}
+{%- if not todo %}
+-- nothing to compute tonight
+select * from {{ this }} where false
+{%- else %}
+with dates as (
+    {{ todo_dates }}
+),
+accounts as (
+    select d.evaluation_date, a.account_id, lower(trim(a.segment)) as segment, a.account_team
+    from dates as d
+    join ({{ known_versions(source('raw', 'crm_accounts'), 'account_id') }}) as a
+        on {{ known_on('a', e) }}
+    where not a.is_deleted
+),
+customers as (
+    select d.evaluation_date, c.customer_id, c.account_id
+    from dates as d
+    join ({{ known_versions(source('raw', 'billing_customers'), 'customer_id') }}) as c
+        on {{ known_on('c', e) }}
+),
+-- engagement: touches in the window (the latest of them gives the recency); an account touched
+-- before but not within the window has recency 0 (days_since_last_touch = the window)
+activities as (
+    select
+        account_id,
+        {{ utc_date('occurred_at') }} as occurred_on,
+        greatest(known_from, {{ utc_date('occurred_at') }}) as counts_from,
+        known_to
+    from ({{ known_versions(source('raw', 'crm_activities'), 'activity_id') }}) as v
+),
+touches as (
+    select
+        d.evaluation_date,
+        a.account_id,
+        count(*) as touches_in_window,
+        max(a.occurred_on) as last_touch_on
+    from activities as a
+    join dates as d
+        on d.evaluation_date >= a.counts_from
+       and (a.known_to is null or d.evaluation_date < a.known_to)
+       and {{ in_window('a.occurred_on', e, 'engagement_window_days') }}
+    group by d.evaluation_date, a.account_id
+),
+touched as (
+    -- an activity that stays current touches its account from the date it counts on
+    select d.evaluation_date, t.account_id
+    from (
+        select account_id, min(counts_from) as touched_from
+        from activities where known_to is null group by account_id
+    ) as t
+    join dates as d on d.evaluation_date >= t.touched_from
+    union
+    -- (rare) versions later replaced, e.g. moved to another account, while they are current
+    select d.evaluation_date, a.account_id
+    from activities as a
+    join dates as d on d.evaluation_date >= a.counts_from and d.evaluation_date < a.known_to
+),
+tickets as (
+    select
+        d.evaluation_date,
+        t.account_id,
+        {{ ticket_facts(e) }}
+    from dates as d
+    join (
+        select
+            account_id,
+            lower(trim(priority)) as priority,
+            lower(trim(status)) as status,
+            opened_at,
+            resolved_at,
+            csat_score,
+            known_from,
+            known_to
+        from ({{ known_versions(source('raw', 'crm_support_tickets'), 'ticket_id') }}) as v
+    ) as t
+        on {{ known_on('t', e) }} and t.opened_at < {{ end_of_day(e) }}
+    group by d.evaluation_date, t.account_id
+),
+nps as (
+    select
+        d.evaluation_date,
+        r.account_id,
+        count(*) as responses,
+        count(*) filter (where {{ nps_promoter('r.score') }}) as promoters,
+        count(*) filter (where {{ nps_detractor('r.score') }}) as detractors
+    from dates as d
+    join ({{ known_versions(source('raw', 'crm_nps_responses'), 'response_id',
+                            version_column=none, time_column='responded_at') }}) as r
+        on {{ known_on('r', e) }}
+       and r.responded_at < {{ end_of_day(e) }}
+       and {{ in_window(utc_date('r.responded_at'), e, 'sentiment_window_days') }}
+    group by d.evaluation_date, r.account_id
+),
+failed_payments as (
+    select d.evaluation_date, c.account_id, count(*) as failed_payments
+    from dates as d
+    join ({{ known_versions(source('raw', 'billing_payments'), 'payment_id') }}) as p
+        on {{ known_on('p', e) }}
+       and lower(trim(p.status)) = 'failed'
+       and p.attempted_at < {{ end_of_day(e) }}
+       and {{ in_window(utc_date('p.attempted_at'), e, 'billing_window_days') }}
+    join customers as c on c.evaluation_date = d.evaluation_date and c.customer_id = p.customer_id
+    group by d.evaluation_date, c.account_id
+),
+overdue_invoices as (
+    select d.evaluation_date, c.account_id, count(*) as overdue_invoices
+    from dates as d
+    join ({{ known_versions(source('raw', 'billing_invoices'), 'invoice_id') }}) as i
+        on {{ known_on('i', e) }}
+       and lower(trim(i.status)) = 'open'
+       and i.issued_at < {{ end_of_day(e) }}
+       and i.due_at < {{ end_of_day(e) }}
+    join customers as c on c.evaluation_date = d.evaluation_date and c.customer_id = i.customer_id
+    group by d.evaluation_date, c.account_id
+),
+-- subscriptions: every version visible on the date (a version delivered twice keeps the later
+-- export), in effect until the next one's updated_at, as stg_billing__subscription_versions
+subscription_versions as (
+    select distinct on (d.evaluation_date, r.subscription_id, r.updated_at)
+        d.evaluation_date,
+        r.subscription_id,
+        r.customer_id,
+        r.mrr,
+        upper(trim(r.currency)) as currency,
+        lower(trim(r.status)) as status,
+        r.started_at,
+        r.canceled_at,
+        r.updated_at as valid_from
+    from dates as d
+    join {{ source('raw', 'billing_subscriptions') }} as r
+        on {{ known_since(source('raw', 'billing_subscriptions')) }} <= d.evaluation_date
+    order by d.evaluation_date, r.subscription_id, r.updated_at,
+        r._export_date desc, r._line_number desc
+),
+subscription_intervals as (
+    select
+        v.*,
+        lead(v.valid_from) over (
+            partition by v.evaluation_date, v.subscription_id order by v.valid_from
+        ) as valid_to,
+        c.account_id,
+        {{ to_reporting('v.mrr') }} as mrr_reporting
+    from subscription_versions as v
+    join customers as c on c.evaluation_date = v.evaluation_date and c.customer_id = v.customer_id
+    {{ join_rates('v.currency') }}
+    {{ join_reporting_rate() }}
+),
+subscriptions as (
+    -- mrr now and billing_window_days earlier, past-due subscriptions (int_account_subscription_facts)
+    {%- set now = end_of_day('s.evaluation_date') %}
+    {%- set before = '(' ~ now ~ " - interval '" ~ var('billing_window_days') ~ " days')" %}
+    select
+        s.evaluation_date,
+        s.account_id,
+        sum(case when {{ paying_at(now, 's') }} and s.valid_to is null
+                 then s.mrr_reporting else 0 end) as mrr_now,
+        sum(case
+            when {{ paying_at(before, 's') }}
+             and s.valid_from < {{ before }}
+             and (s.valid_to is null or s.valid_to >= {{ before }})
+            then s.mrr_reporting else 0 end) as mrr_window_ago,
+        count(*) filter (
+            where s.valid_to is null and s.status = 'past_due'
+              and (s.canceled_at is null or s.canceled_at >= {{ now }})
+        ) as past_due_subscriptions
+    from subscription_intervals as s
+    group by s.evaluation_date, s.account_id
+),
+facts as (
+    select
+        a.evaluation_date,
+        a.account_id,
+        a.segment,
+        a.account_team,
+        s.mrr_now as mrr,
+        k.account_id is not null as touched,
+        coalesce(a.evaluation_date - t.last_touch_on, {{ var('engagement_window_days') }})
+            as days_since_last_touch,
+        coalesce(t.touches_in_window, 0) as touches_in_window,
+        tk.tickets_total,
+        tk.tickets_in_window,
+        tk.open_high_urgent,
+        tk.avg_hours_to_resolve,
+        tk.avg_csat,
+        n.responses as nps_responses,
+        {{ nps_of('n.responses', 'n.promoters', 'n.detractors') }} as nps,
+        true as has_billing,
+        coalesce(p.failed_payments, 0) as failed_payments,
+        coalesce(i.overdue_invoices, 0) as overdue_invoices,
+        s.past_due_subscriptions,
+        s.mrr_now < s.mrr_window_ago as contracted
+    from accounts as a
+    -- live: MRR > 0 on the date (so the account has billing)
+    join subscriptions as s
+        on s.evaluation_date = a.evaluation_date and s.account_id = a.account_id and s.mrr_now > 0
+    left join touched as k on k.evaluation_date = a.evaluation_date and k.account_id = a.account_id
+    left join touches as t on t.evaluation_date = a.evaluation_date and t.account_id = a.account_id
+    left join tickets as tk
+        on tk.evaluation_date = a.evaluation_date and tk.account_id = a.account_id
+    left join nps as n on n.evaluation_date = a.evaluation_date and n.account_id = a.account_id
+    left join failed_payments as p
+        on p.evaluation_date = a.evaluation_date and p.account_id = a.account_id
+    left join overdue_invoices as i
+        on i.evaluation_date = a.evaluation_date and i.account_id = a.account_id
+),
+components as (
+    select
+        f.evaluation_date,
+        f.account_id,
+        f.segment,
+        f.account_team,
+        f.mrr,
+        {{ health_component_scores() }}
+    from facts as f
+),
+scored as (
+    select
+        c.*,
+        {{ health_score() }} as health_score,
+        w.weights_version
+    from components as c
+    left join {{ ref('int_health_weights') }} as w on w.segment = c.segment
+)
+select
+    evaluation_date,
+    account_id,
+    segment,
+    account_team,
+    mrr,
+    engagement_score,
+    support_score,
+    sentiment_score,
+    billing_score,
+    health_score,
+    {{ health_band('health_score') }} as health_band,
+    weights_version
+from scored
+{%- endif %}
