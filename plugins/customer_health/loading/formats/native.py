@@ -1,0 +1,464 @@
+"""Translate a native export file into contract rows, streamed into the loader's COPY.
+
+A `NativeScanner` reads one native file with the contract scanner's record reader (same
+limits, same UTF-8 and quoting errors, the native line numbers) and turns each record
+into the contract's columns by its declaration's rules: renames, value maps, lookups in
+other files of the folder, constants, named transforms, then the format's time zone,
+number format and booleans. The result is checked like a contract row (one regular
+expression per row, the exact per-field check where it does not match) and written for
+COPY with the unknown native columns as `_extra` and the native line number; a row that
+cannot be translated or checked goes to quarantine with the native file, its native
+line(s) and the reason. `NativeDelivery` is what the loader loads for one entity: the
+native files that feed it (read one after the other) and the lookups they use.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import operator
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+from upath import UPath
+
+from customer_health.contract import Column, Entity
+from customer_health.loading.checks import _FAST_VALUE, _TIMESTAMP_RX, check_value
+from customer_health.loading.formats.declaration import ColumnRule, ExportFormat, FileRule
+from customer_health.loading.formats.transforms import TRANSFORMS
+from customer_health.loading.quarantine import QuarantineSpool
+from customer_health.loading.scanner import (
+    BATCH_SIZE,
+    CHUNK_SIZE,
+    COPY_END_MARKER,
+    Scanner,
+    UnreadableFile,
+)
+
+_SEP = "\x1f"  # joins a row's contract values for the one-regex check
+Lookups = dict[str, dict[str, dict[str, str]]]  # lookup -> key -> column -> value
+
+
+class _Bad(Exception):  # noqa: N818 (a row's reason, caught per row)
+    pass
+
+
+class _NamedSpool:
+    """The shared quarantine spool, naming this native file in each row it gets."""
+
+    def __init__(self, spool: QuarantineSpool, file_name: str) -> None:
+        self.spool = spool
+        self.file_name = file_name
+
+    @property
+    def count(self) -> int:
+        return self.spool.count
+
+    def add(self, line_number: int, raw_line: str, reason: str) -> None:
+        self.spool.add(line_number, raw_line, reason, self.file_name)
+
+
+def _row_pattern(columns: Sequence[Column]) -> re.Pattern[str]:
+    """One contract row's values joined by _SEP: the fast form of `check_value` (what it
+    matches, the exact check accepts; a text value with a line end goes to the exact
+    check, which also refuses COPY's end marker)."""
+    parts = []
+    for c in columns:
+        if c.type == "text":
+            parts.append(r"[^\x1f\x00\r\n]*" if c.nullable else r"[^\x1f\x00\r\n]+")
+        else:
+            value = _FAST_VALUE[c.type].decode()
+            parts.append(f"(?:{value})?+" if c.nullable else f"(?:{value})")
+    return re.compile(_SEP.join(parts), re.ASCII)
+
+
+def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | None:
+    reasons = []
+    for column, value in zip(columns, values, strict=True):
+        reason = check_value(column, value)
+        if reason is None and ("\n" in value or "\r" in value) and \
+                COPY_END_MARKER.search(value):
+            reason = (f"{column.name}: a line holding only '\\.' inside a quoted field "
+                      "cannot be loaded by PostgreSQL COPY")
+        if reason:
+            reasons.append(reason)
+    return "; ".join(reasons) or None
+
+
+class _LocalTime:
+    """Adds the zone's UTC offset to a timestamp written without one (cached per hour;
+    an hour that occurs twice when clocks go back is read as its first occurrence)."""
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        m = _TIMESTAMP_RX.fullmatch(value)
+        if m is None or m["tz"]:
+            return value
+        hour = value[:13]
+        suffix = self.cache.get(hour)
+        if suffix is None:
+            try:
+                local = datetime(int(m["y"]), int(m["m"]), int(m["d"]), int(m["H"]),
+                                 tzinfo=self.zone)
+            except ValueError:
+                return value  # an impossible date: the check says why
+            off = int(local.utcoffset().total_seconds()) // 60
+            sign = "-" if off < 0 else "+"
+            suffix = self.cache[hour] = f"{sign}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
+        return value + suffix
+
+
+class NativeScanner(Scanner):
+    """One native file of an entity: `read_header()`, then `batches()` for COPY."""
+
+    source_per_row = False
+
+    def __init__(self, stream: BinaryIO, entity: Entity, spool: QuarantineSpool,
+                 fmt: ExportFormat, rule: FileRule, lookups: Lookups, source: str,
+                 with_source: bool, export_date: str, extra: bool | None = None) -> None:
+        super().__init__(stream, entity, _NamedSpool(spool, rule.file))  # type: ignore[arg-type]
+        self.fmt = fmt
+        self.rule = rule
+        self.lookups = lookups
+        self.source = source
+        self.source_per_row = with_source
+        self.force_extra = extra
+        self.export_date = export_date  # `${export_date}` of constants, and transforms'
+        self.copy_columns = list(entity.column_names)
+        self._translate: Callable[[list[str]], list[str]] = list
+        self._extra_at: list[int] = []
+        self._keys: list[str] = []
+        self._check = _row_pattern(entity.columns).fullmatch
+
+    @property
+    def has_extra(self) -> bool:
+        return self.force_extra if self.force_extra is not None else bool(self._extra_at)
+
+    def read_header(self) -> None:
+        names = self.read_header_names()
+        fmt, rule = self.fmt, self.rule
+        at = {}
+        for i, n in enumerate(names):
+            key = fmt.header_key(n)
+            if key in at:
+                raise UnreadableFile(f"the header names column {n!r} more than once")
+            at[key] = i
+        self.width = len(names)
+        used: set[int] = set()
+        getters: list[Callable[[list[str]], str] | int] = []
+        missing_required, self.missing_optional = [], []
+        for column in self.entity.columns:
+            spec = rule.columns.get(column.name)
+            absent = [n for n in (spec.native if spec else ()) if fmt.header_key(n) not in at]
+            if spec is None or absent:
+                if spec is not None and not column.nullable and not spec.default:
+                    missing_required.append(f"{', '.join(absent)} (for {column.name})")
+                self.missing_optional.append(column.name)
+                default = spec.default if spec is not None else ""
+                getters.append(lambda f, d=default: d)
+                continue
+            idx = [at[fmt.header_key(n)] for n in spec.native]
+            used.update(idx)
+            getters.append(self._getter(column, spec, idx))
+        if missing_required:
+            raise UnreadableFile(f"missing required column(s): {'; '.join(missing_required)}"
+                                 f" (the header has: {', '.join(names)})")
+        also = {fmt.header_key(n) for n in rule.also}
+        self._extra_at = [i for i in range(len(names)) if i not in used]
+        self._keys = [("{" if j == 0 else ", ") + encode_basestring(names[i] or
+                      f"(unnamed column {i + 1})") + ": " for j, i in enumerate(self._extra_at)]
+        self.drift = [names[i] or f"(unnamed column {i + 1})" for i in self._extra_at
+                      if fmt.header_key(names[i]) not in also]
+        if len(getters) > 1 and all(isinstance(g, int) for g in getters):
+            pick = operator.itemgetter(*getters)  # a file of renames only
+            self._translate = lambda f: list(pick(f))
+        else:
+            calls = [operator.itemgetter(g) if isinstance(g, int) else g for g in getters]
+            self._translate = lambda f: [g(f) for g in calls]
+
+    def _getter(self, column: Column, spec: ColumnRule,
+                idx: list[int]) -> Callable[[list[str]], str] | int:
+        """How a row gives the column's value: a function, or the field's index when the
+        value is taken as it is."""
+        if spec.constant is not None:
+            const = spec.constant.replace("${export_date}", self.export_date)
+            return lambda f: const
+        if spec.transform:
+            read, native = TRANSFORMS[spec.transform].read, spec.native
+            params = {**spec.params, "export_date": self.export_date}
+
+            def transformed(f: list[str]) -> str:
+                try:
+                    return read([f[i] for i in idx], params)
+                except ValueError as exc:
+                    raise _Bad(f"{', '.join(native)}: {exc}") from None
+            return self._typed(column, transformed)
+        (i,) = idx
+        native = spec.native[0]
+        plain = not (spec.via or spec.values is not None or spec.default or
+                     spec.null_if_prefix)
+        if plain:
+            conv = self._converter(column)
+            if conv is None:
+                return i
+            return lambda f: conv(f[i])
+        steps = [(self.lookups[s.lookup], self.fmt.header_key(s.column),
+                  self.fmt.lookups[s.lookup]) for s in spec.via]
+        values, default, prefixes = spec.values, spec.default, spec.null_if_prefix
+        where = f"{self.fmt.path.name} [values.{spec.values_name}]"
+
+        def mapped(f: list[str]) -> str:
+            v = f[i]
+            if prefixes and v.startswith(prefixes):
+                v = ""
+            for table, take, lookup in steps:
+                if not v:
+                    break
+                row = table.get(v)
+                if row is None:
+                    raise _Bad(f"{native}: no row of {lookup.file} has {lookup.key} {v!r}")
+                v = row.get(take, "")
+            if not v:
+                return default
+            if values is not None:
+                try:
+                    return values[v]
+                except KeyError:
+                    known = ", ".join(list(values)[:8])
+                    raise _Bad(f"{native}: {v!r} has no mapping in {where} (known: {known})"
+                               ) from None
+            return v
+        return self._typed(column, mapped)
+
+    def _typed(self, column: Column, get: Callable[[list[str]], str]) -> Callable:
+        conv = self._converter(column)
+        return get if conv is None else (lambda f: conv(get(f)))
+
+    def _converter(self, column: Column) -> Callable[[str], str] | None:
+        fmt = self.fmt
+        if column.type == "timestamp" and fmt.timezone != "UTC":
+            return _LocalTime(fmt.timezone)
+        if column.type in ("int", "numeric") and (fmt.thousands_separator or
+                                                  fmt.decimal_separator != "."):
+            thousands, decimal = fmt.thousands_separator, fmt.decimal_separator
+
+            def number(v: str) -> str:
+                if thousands:
+                    v = v.replace(thousands, "")
+                return v.replace(decimal, ".") if decimal != "." else v
+            return number
+        if column.type == "bool" and fmt.booleans:
+            booleans = fmt.booleans
+            return lambda v: booleans.get(v, v)
+        return None
+
+    def batches(self) -> Iterator[bytes]:
+        """COPY-ready CSV: every contract column, `_extra`, `_source_file`, line number."""
+        columns, check, translate = self.entity.columns, self._check, self._translate
+        extra_at, keys, width = self._extra_at, self._keys, self.width
+        tail = [self.source] if self.source_per_row else []
+        want_extra = self.has_extra
+        rows: list[list] = []
+        out, writer = self._out, self._writer
+        size = 0
+        while not self.at_end():
+            record = self.read_record()
+            if record is None:
+                continue
+            start, fields = record
+            if len(fields) != width:
+                self._quarantine(start, f"expected {width} fields as in the header, found"
+                                        f" {len(fields)}")
+                continue
+            try:
+                values = translate(fields)
+            except _Bad as exc:
+                self._quarantine(start, str(exc))
+                continue
+            joined = _SEP.join(values)
+            if "\x00" in joined or not check(joined):
+                reason = _exact_reason(columns, values)
+                if reason:
+                    self._quarantine(start, self._native_reason(reason))
+                    continue
+            if want_extra:
+                if any("\x00" in fields[i] for i in extra_at):
+                    self._quarantine(start, "a column kept in _extra contains a NUL character")
+                    continue
+                values.append("".join([k + (encode_basestring(fields[i]) if fields[i]
+                                             else "null")
+                                       for k, i in zip(keys, extra_at, strict=True)]) + "}"
+                              if extra_at else "")
+            values += tail
+            values.append(start)
+            rows.append(values)
+            self.rows_read += 1
+            self.rows_loaded += 1
+            size += len(joined)
+            if size >= BATCH_SIZE:
+                yield self._flush(rows, writer, out)
+                rows, size = [], 0
+        if rows:
+            yield self._flush(rows, writer, out)
+
+    def _native_reason(self, reason: str) -> str:
+        """A check's reason names the contract column: add the native column it came from."""
+        rule = self.rule
+        parts = []
+        for part in reason.split("; "):
+            column = part.split(":", 1)[0]
+            spec = rule.columns.get(column)
+            parts.append(f"{part} (from {', '.join(spec.native)})"
+                         if spec is not None and spec.native else part)
+        return "; ".join(parts)
+
+    @staticmethod
+    def _flush(rows: list[list], writer: csv.writer, out: io.StringIO) -> bytes:  # type: ignore[valid-type]
+        writer.writerows(rows)
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        return text.encode()
+
+
+def read_lookups(folder_path: UPath, fmt: ExportFormat, entity: str,
+                 digests: dict[str, str]) -> Lookups:
+    """The lookup files an entity's rules use (small files: users, roles, owners), keyed
+    by their key column, each row by its header names; their sha256 go to `digests`."""
+    out: Lookups = {}
+    for lookup in fmt.lookups_of(entity):
+        data = (folder_path / lookup.file).read_bytes()
+        digests[lookup.file] = hashlib.sha256(data).hexdigest()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"{lookup.file} (a lookup) is not UTF-8: {exc}") from None
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            names = [fmt.header_key(n) for n in next(reader, [])]
+            if fmt.header_key(lookup.key) not in names:
+                raise UnreadableFile(f"{lookup.file} (a lookup) has no column {lookup.key!r}"
+                                     f" (the header has: {', '.join(names)})")
+            k = names.index(fmt.header_key(lookup.key))
+            out[lookup.name] = {row[k]: dict(zip(names, row, strict=True))
+                                for row in reader if len(row) == len(names)}
+        except csv.Error as exc:
+            raise UnreadableFile(f"{lookup.file} (a lookup) is not valid CSV: {exc}") from None
+    return out
+
+
+def combined_sha256(digests: dict[str, str]) -> str:
+    """One file's own sha256; for several, the sha256 of their names and checksums."""
+    if len(digests) == 1:
+        return next(iter(digests.values()))
+    text = "".join(f"{name} {sha}\n" for name, sha in sorted(digests.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class NativeDelivery:
+    """The native files of one entity in one export folder, as the loader loads them."""
+
+    def __init__(self, fmt: ExportFormat, folder_path: UPath, relative: Callable[[str], str],
+                 entity: Entity, export_date: str) -> None:
+        self.fmt = fmt
+        self.entity = entity
+        self.path = folder_path
+        self.relative = relative
+        self.export_date = export_date
+        self.rules = fmt.sources(entity.name)
+        self.file_name = "+".join(r.file for r in self.rules)
+        self.provenance = relative(self.rules[0].file) if len(self.rules) == 1 else None
+
+    def files(self) -> list[str]:
+        return [r.file for r in self.rules] + [lk.file for lk in self.fmt.lookups_of(
+            self.entity.name)]
+
+    def missing(self) -> list[str]:
+        return [f for f in self.files() if not (self.path / f).exists()]
+
+    def sha256(self) -> str:
+        digests = {}
+        for name in self.files():
+            digest = hashlib.sha256()
+            with (self.path / name).open("rb") as stream:
+                while chunk := stream.read(CHUNK_SIZE):
+                    digest.update(chunk)
+            digests[name] = digest.hexdigest()
+        return combined_sha256(digests)
+
+    @contextmanager
+    def scanner(self, spool: QuarantineSpool) -> Iterator[_Chain]:
+        with ExitStack() as stack:
+            digests: dict[str, str] = {}
+            lookups = read_lookups(self.path, self.fmt, self.entity.name, digests)
+            several = len(self.rules) > 1
+            scanners = [NativeScanner(stack.enter_context((self.path / r.file).open("rb")),
+                                      self.entity, spool, self.fmt, r, lookups,
+                                      self.relative(r.file), several, self.export_date)
+                        for r in self.rules]
+            yield _Chain(scanners, digests, spool)
+
+
+class _Chain:
+    """The scanners of an entity's native files, read one after the other, as one."""
+
+    def __init__(self, scanners: list[NativeScanner], digests: dict[str, str],
+                 spool: QuarantineSpool) -> None:
+        self.scanners = scanners
+        self.digests = digests
+        self.spool = spool
+        self.copy_columns = list(scanners[0].entity.column_names)
+        self.source_per_row = len(scanners) > 1
+        self.drift: list[str] = []
+        self.missing_optional: list[str] = []
+
+    def read_header(self) -> None:
+        several = len(self.scanners) > 1
+        for s in self.scanners:
+            try:
+                s.read_header()
+            except UnreadableFile as exc:
+                raise UnreadableFile(f"{s.rule.file}: {exc}" if several else str(exc)) from None
+            self.drift += [f"{s.rule.file}: {d}" if several else d for d in s.drift]
+        self.missing_optional = [c for c in self.copy_columns
+                                 if all(c in s.missing_optional for s in self.scanners)]
+        extra = any(s.has_extra for s in self.scanners)
+        for s in self.scanners:
+            s.force_extra = extra
+
+    @property
+    def has_extra(self) -> bool:
+        return any(s.has_extra for s in self.scanners)
+
+    def batches(self) -> Iterator[bytes]:
+        for s in self.scanners:
+            try:
+                yield from s.batches()
+            except UnreadableFile as exc:
+                raise UnreadableFile(f"{s.rule.file}: {exc}") from None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_read for s in self.scanners)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(s.rows_loaded for s in self.scanners)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.spool.count
+
+    def sha256(self) -> str:
+        for s in self.scanners:
+            self.digests[s.rule.file] = s.sha256()
+        return combined_sha256(self.digests)

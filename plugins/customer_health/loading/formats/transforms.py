@@ -1,0 +1,42 @@
+"""Named transforms: the few mappings that are not a rename, a value map or a lookup.
+
+A declaration names one with `{ transform = "<name>", from = [<native columns>], ...}`;
+`read` gets the row's values of those columns (in that order) and the rule's other keys
+(plus `export_date`, the night's date), returns the contract value, and raises
+ValueError with a reason for a value it cannot use. `write` is its inverse for the
+sample-data generator: the contract value to the native values. Vendor logic that does
+not fit the declaration's plain forms lives here, named, one function each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Transform:
+    read: Callable[[Sequence[str], dict], str]
+    write: Callable[[str, dict], tuple[str, ...]]
+
+
+TRANSFORMS: dict[str, Transform] = {}
+
+
+def register(name: str, read: Callable[[Sequence[str], dict], str],
+             write: Callable[[str, dict], tuple[str, ...]]) -> None:
+    TRANSFORMS[name] = Transform(read, write)
+
+
+def _join_read(values: Sequence[str], params: dict) -> str:
+    return str(params.get("separator", " ")).join(v for v in values if v)
+
+
+def _join_write(value: str, params: dict) -> tuple[str, ...]:
+    first, _, rest = value.partition(str(params.get("separator", " ")))
+    return first, rest
+
+
+# A person's name from its parts (FirstName, LastName): the parts that are not empty,
+# joined by a space. The generator splits at the first space.
+register("join", _join_read, _join_write)
