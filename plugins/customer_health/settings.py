@@ -207,11 +207,11 @@ def storage_location(value: str) -> Path | UPath:
 EXPORT_FORMATS = {"crm": ("contract", "salesforce", "hubspot"), "billing": ("contract", "stripe")}
 
 
-def export_format(system: str) -> str:
-    """`CHW_CRM_FORMAT` / `CHW_BILLING_FORMAT`: a format the project ships, or the path of a
-    declaration file (`*.toml`)."""
+def export_format(system: str, value: str | None = None) -> str:
+    """`CHW_CRM_FORMAT` / `CHW_BILLING_FORMAT` (or `value`, given on a command line): a
+    format the project ships, or the path of a declaration file (`*.toml`)."""
     name = f"CHW_{system.upper()}_FORMAT"
-    value = _env(name) or "contract"
+    value = value or _env(name) or "contract"
     if value.lower() in EXPORT_FORMATS[system]:
         return value.lower()
     if value.endswith(".toml"):

@@ -80,6 +80,7 @@ class ExportFormat:
     thousands_separator: str
     decimal_separator: str
     booleans: dict[str, str]
+    timestamp_format: str  # how the sample-data generator writes a timestamp
     files: tuple[FileRule, ...]
     lookups: dict[str, Lookup]
 
@@ -159,6 +160,7 @@ def _parse(doc: dict, path: Path) -> ExportFormat:
         thousands_separator=doc.get("thousands_separator", ""),
         decimal_separator=doc.get("decimal_separator", "."),
         booleans={str(k): str(v) for k, v in doc.get("booleans", {}).items()},
+        timestamp_format=doc.get("timestamp_format", "%Y-%m-%dT%H:%M:%SZ"),
         files=tuple(files), lookups=lookups)
 
 

@@ -40,3 +40,17 @@ def _join_write(value: str, params: dict) -> tuple[str, ...]:
 # A person's name from its parts (FirstName, LastName): the parts that are not empty,
 # joined by a space. The generator splits at the first space.
 register("join", _join_read, _join_write)
+
+
+def _first_id_read(values: Sequence[str], params: dict) -> str:
+    (ids,) = values
+    return ids.split(str(params.get("separator", ";")), 1)[0].strip()
+
+
+def _first_id_write(value: str, params: dict) -> tuple[str, ...]:
+    return (value,)
+
+
+# An association column that lists several record ids (`123;456`): the first one, the
+# primary association in HubSpot's exports.
+register("first_id", _first_id_read, _first_id_write)
