@@ -98,3 +98,20 @@ def test_native_provenance_names_the_native_file_and_line(warehouses: dict[str, 
     assert set(sources) == {f"crm/{day}/Task.csv", f"crm/{day}/Event.csv"}
     assert ledger == ("Task.csv+Event.csv", sum(sources.values()), sum(sources.values()))
     assert lines == (2,)  # line 1 is the header
+
+
+def test_chw_generate_names_a_format_it_does_not_know(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from customer_health.cli import main
+
+    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path), "--start",
+                                       "2026-11-01", "--days", "1", "--crm-format", "zoho"])
+    assert result.exit_code == 1
+    assert "CHW_CRM_FORMAT='zoho': expected one of contract, salesforce, hubspot" in result.output
+    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "sf"), "--start",
+                                       "2026-11-01", "--days", "1", "--accounts", "2",
+                                       "--crm-format", "salesforce"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sf" / "crm" / "2026-11-01" / "Task.csv").exists()
+    assert (tmp_path / "sf" / "billing" / "2026-11-01" / "invoices.csv").exists()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from queue import Queue
@@ -114,6 +114,7 @@ def load_export(url: str, landing: Landing, export_date: date | str, system: str
     """
     export_date = parse_export_date(export_date)
     targets = _targets(system, entity)
+    _check_formats(e.system for e in targets)
     if entity is None:
         for sys_name in dict.fromkeys(e.system for e in targets):
             complete, missing = export_folder_status(landing, sys_name, export_date)
@@ -142,6 +143,7 @@ def load_file(url: str, landing: Landing, export_date: date | str, system: str, 
               threshold: float | None = None) -> FileResult:
     """Load one (system, date, entity) file: what one task of the nightly DAG runs."""
     (ent,) = _targets(system, entity)
+    _check_formats([ent.system])
     with connect(url) as conn:
         prepare(conn)
         folder, manifest, manifest_error = _open_folder(landing, ent.system, export_date)
@@ -160,6 +162,16 @@ def _targets(system: str | None, entity: str | None) -> list[Entity]:
         raise LoadError(str(exc).strip("\"'")) from None
 
 
+def _check_formats(systems: Iterable[str]) -> None:
+    """Read the configured exporter formats' declarations before anything is loaded: a
+    mistake in one stops the run with its file and key."""
+    for sys_name in dict.fromkeys(systems):
+        try:
+            formats.for_system(sys_name)
+        except (formats.DeclarationError, ValueError) as exc:
+            raise LoadError(str(exc)) from None
+
+
 def _threshold(threshold: float | None) -> float:
     value = settings.quarantine_threshold() if threshold is None else threshold
     if not 0 <= value <= 1:
@@ -171,11 +183,8 @@ def _open_folder(landing: Landing, system: str,
                  export_date: date | str) -> tuple[ExportFolder, Manifest | None, str | None]:
     """The folder and its manifest (a native exporter's folder has none: not read)."""
     folder = ExportFolder(landing, system, export_date)
-    try:
-        if formats.for_system(system) is not None:
-            return folder, None, None
-    except formats.DeclarationError as exc:
-        raise LoadError(str(exc)) from None
+    if formats.for_system(system) is not None:
+        return folder, None, None
     try:
         return folder, folder.manifest(), None
     except ManifestError as exc:
