@@ -42,6 +42,15 @@ from customer_health.loading.scanner import (
 )
 
 _SEP = "\x1f"  # joins a row's contract values for the one-regex check
+# A run of whole records: lines whose quotes are balanced (a quoted field may span lines).
+_WHOLE_RECORDS = re.compile(rb'(?:[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n)*+')
+
+
+def _quote(value: str) -> str:
+    """RFC 4180 quoting where COPY needs it (an empty value stays unquoted: NULL)."""
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
 Lookups = dict[str, dict[str, dict[str, str]]]  # lookup -> key -> column -> value
 
 
@@ -76,6 +85,18 @@ def _row_pattern(columns: Sequence[Column]) -> re.Pattern[str]:
             value = _FAST_VALUE[c.type].decode()
             parts.append(f"(?:{value})?+" if c.nullable else f"(?:{value})")
     return re.compile(_SEP.join(parts), re.ASCII)
+
+
+def _column_check(column: Column) -> Callable[[Sequence[str]], bool]:
+    """Whether a block's values of one column all pass `check_value` (True), in C where
+    possible; False sends the block row by row, where the exact check gives reasons."""
+    if column.type == "text":
+        if column.nullable:
+            return lambda values: "\x00" not in "".join(values)
+        return lambda values: all(values) and "\x00" not in "".join(values)
+    value = _FAST_VALUE[column.type].decode()
+    rx = re.compile(f"(?:{value})?+" if column.nullable else f"(?:{value})", re.ASCII)
+    return lambda values: all(map(rx.fullmatch, values))
 
 
 def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | None:
@@ -155,6 +176,7 @@ class NativeScanner(Scanner):
         self.width = len(names)
         used: set[int] = set()
         getters: list[Callable[[list[str]], str] | int] = []
+        self._column_fns: list[Callable[[list[tuple[str, ...]], int], Sequence[str]]] = []
         missing_required, self.missing_optional = [], []
         for column in self.entity.columns:
             spec = rule.columns.get(column.name)
@@ -165,10 +187,13 @@ class NativeScanner(Scanner):
                 self.missing_optional.append(column.name)
                 default = spec.default if spec is not None else ""
                 getters.append(lambda f, d=default: d)
+                self._column_fns.append(lambda cols, n, d=default: [d] * n)
                 continue
             idx = [at[fmt.header_key(n)] for n in spec.native]
             used.update(idx)
-            getters.append(self._getter(column, spec, idx))
+            getter, column_fn = self._getter(column, spec, idx)
+            getters.append(getter)
+            self._column_fns.append(column_fn)
         if missing_required:
             raise UnreadableFile(f"missing required column(s): {'; '.join(missing_required)}"
                                  f" (the header has: {', '.join(names)})")
@@ -184,40 +209,44 @@ class NativeScanner(Scanner):
         else:
             calls = [operator.itemgetter(g) if isinstance(g, int) else g for g in getters]
             self._translate = lambda f: [g(f) for g in calls]
+        self._column_checks = [_column_check(c) for c in self.entity.columns]
 
-    def _getter(self, column: Column, spec: ColumnRule,
-                idx: list[int]) -> Callable[[list[str]], str] | int:
-        """How a row gives the column's value: a function, or the field's index when the
-        value is taken as it is."""
+    def _getter(self, column: Column, spec: ColumnRule, idx: list[int]) -> tuple[
+            Callable[[list[str]], str] | int, Callable[[list[tuple[str, ...]], int],
+                                                     Sequence[str]]]:
+        """How a row gives the column's value (a function, or the field's index when the
+        value is taken as it is), and how a block's native columns give its values (a
+        KeyError or _Bad there sends the block row by row, for the reasons)."""
         if spec.constant is not None:
             const = spec.constant.replace("${export_date}", self.export_date)
-            return lambda f: const
+            return (lambda f: const), (lambda cols, n: [const] * n)
+        conv = self._converter(column)
         if spec.transform:
             read, native = TRANSFORMS[spec.transform].read, spec.native
             params = {**spec.params, "export_date": self.export_date}
 
-            def transformed(f: list[str]) -> str:
+            def transformed(*values: str) -> str:
                 try:
-                    return read([f[i] for i in idx], params)
+                    value = read(values, params)
                 except ValueError as exc:
                     raise _Bad(f"{', '.join(native)}: {exc}") from None
-            return self._typed(column, transformed)
+                return conv(value) if conv else value
+            return ((lambda f: transformed(*[f[i] for i in idx])),
+                    (lambda cols, n: list(map(transformed, *[cols[i] for i in idx]))))
         (i,) = idx
         native = spec.native[0]
         plain = not (spec.via or spec.values is not None or spec.default or
                      spec.null_if_prefix)
         if plain:
-            conv = self._converter(column)
             if conv is None:
-                return i
-            return lambda f: conv(f[i])
+                return i, (lambda cols, n: cols[i])
+            return (lambda f: conv(f[i])), (lambda cols, n: list(map(conv, cols[i])))
         steps = [(self.lookups[s.lookup], self.fmt.header_key(s.column),
                   self.fmt.lookups[s.lookup]) for s in spec.via]
         values, default, prefixes = spec.values, spec.default, spec.null_if_prefix
         where = f"{self.fmt.path.name} [values.{spec.values_name}]"
 
-        def mapped(f: list[str]) -> str:
-            v = f[i]
+        def mapped(v: str) -> str:
             if prefixes and v.startswith(prefixes):
                 v = ""
             for table, take, lookup in steps:
@@ -228,20 +257,28 @@ class NativeScanner(Scanner):
                     raise _Bad(f"{native}: no row of {lookup.file} has {lookup.key} {v!r}")
                 v = row.get(take, "")
             if not v:
-                return default
-            if values is not None:
+                v = default
+            elif values is not None:
                 try:
-                    return values[v]
+                    v = values[v]
                 except KeyError:
                     known = ", ".join(list(values)[:8])
                     raise _Bad(f"{native}: {v!r} has no mapping in {where} (known: {known})"
                                ) from None
-            return v
-        return self._typed(column, mapped)
-
-    def _typed(self, column: Column, get: Callable[[list[str]], str]) -> Callable:
-        conv = self._converter(column)
-        return get if conv is None else (lambda f: conv(get(f)))
+            return conv(v) if conv and v else v
+        if (values is not None or steps) and not prefixes:
+            # a value map or lookups: every native value's result, found once, so a block
+            # takes one dict lookup per value, in C (a value missing from it: the row path)
+            first = steps[0][0] if steps else values
+            table = {}
+            for key in ["", *first]:
+                try:
+                    table[key] = mapped(key)
+                except _Bad:
+                    pass
+            return (lambda f: mapped(f[i])), (lambda cols, n: list(map(table.__getitem__,
+                                                                          cols[i])))
+        return (lambda f: mapped(f[i])), (lambda cols, n: list(map(mapped, cols[i])))
 
     def _converter(self, column: Column) -> Callable[[str], str] | None:
         fmt = self.fmt
@@ -262,53 +299,158 @@ class NativeScanner(Scanner):
         return None
 
     def batches(self) -> Iterator[bytes]:
-        """COPY-ready CSV: every contract column, `_extra`, `_source_file`, line number."""
-        columns, check, translate = self.entity.columns, self._check, self._translate
-        extra_at, keys, width = self._extra_at, self._keys, self.width
-        tail = [self.source] if self.source_per_row else []
-        want_extra = self.has_extra
-        rows: list[list] = []
-        out, writer = self._out, self._writer
+        """COPY-ready CSV: every contract column, `_extra`, `_source_file`, line number.
+
+        Blocks of lines that each hold a whole record (an even number of quotes, valid
+        UTF-8) are parsed by one csv reader at a time; any other line, and a block csv
+        refuses, goes through the record reader one record at a time (multi-line
+        records, quoting errors, the file's UTF-8 error). Every line written ends with
+        CRLF, the line end PostgreSQL's COPY then expects throughout.
+        """
+        self._want_extra = self.has_extra
+        self._tail = "," + self.source if self.source_per_row else ""
+        lines = self.lines
+        out: list[str] = []
         size = 0
-        while not self.at_end():
-            record = self.read_record()
-            if record is None:
+        while True:
+            start = lines.pos
+            end = lines.buf.rfind(b"\n", start) + 1
+            if end <= start:
+                if not lines.fill():
+                    break
                 continue
-            start, fields = record
-            if len(fields) != width:
-                self._quarantine(start, f"expected {width} fields as in the header, found"
-                                        f" {len(fields)}")
-                continue
-            try:
-                values = translate(fields)
-            except _Bad as exc:
-                self._quarantine(start, str(exc))
-                continue
-            joined = _SEP.join(values)
-            if "\x00" in joined or not check(joined):
-                reason = _exact_reason(columns, values)
-                if reason:
-                    self._quarantine(start, self._native_reason(reason))
-                    continue
-            if want_extra:
-                if any("\x00" in fields[i] for i in extra_at):
-                    self._quarantine(start, "a column kept in _extra contains a NUL character")
-                    continue
-                values.append("".join([k + (encode_basestring(fields[i]) if fields[i]
-                                             else "null")
-                                       for k, i in zip(keys, extra_at, strict=True)]) + "}"
-                              if extra_at else "")
-            values += tail
-            values.append(start)
-            rows.append(values)
-            self.rows_read += 1
-            self.rows_loaded += 1
-            size += len(joined)
+            valid = self._check_utf8(max(start, lines.checked), end)
+            good = _WHOLE_RECORDS.match(lines.buf, start, valid).end()
+            if good > start:
+                first = lines.line_no
+                physical = lines.buf[start:good].decode("utf-8").split("\n")
+                physical.pop()
+                reader = csv.reader(physical, strict=True)
+                try:
+                    parsed = [(fields, reader.line_num) for fields in reader]
+                except csv.Error:
+                    parsed = None
+                if parsed is not None:
+                    lines.pos = good
+                    lines.line_no += len(physical)
+                    size += self._records(parsed, physical, first, out)
+                else:  # csv says why, record by record
+                    while lines.pos < good:
+                        record = self.read_record()
+                        if record is not None:
+                            size += self._row(record[0], record[1], None, out)
+            if good < end:
+                record = self.read_record()
+                if record is not None:
+                    size += self._row(record[0], record[1], None, out)
+            elif not lines.fill():
+                break
             if size >= BATCH_SIZE:
-                yield self._flush(rows, writer, out)
-                rows, size = [], 0
-        if rows:
-            yield self._flush(rows, writer, out)
+                yield "".join(out).encode()
+                out, size = [], 0
+        if out:
+            yield "".join(out).encode()
+
+    def _records(self, parsed: list[tuple[list[str], int]], physical: list[str], first: int,
+                 out: list[str]) -> int:
+        """The records csv read from a block of lines (with the count of lines read after
+        each): as one block if they all fit, else one by one with their raw lines."""
+        starts = [first] + [first + after for _, after in parsed[:-1]]
+        records = [fields for fields, _ in parsed]
+        block = self._block(records, starts)
+        if block is not None:
+            out.append(block)
+            return len(block)
+        size = 0
+        for (fields, after), start in zip(parsed, starts, strict=True):
+            if fields:
+                raw = "\n".join(physical[start - first:after])
+                size += self._row(start, fields, raw, out)
+        return size
+
+    def _block(self, records: list[list[str]], starts: list[int]) -> str | None:
+        """A block of records translated column by column (C loops over each column
+        instead of Python per row), or None when any record needs the row path: a blank
+        line, a field count unlike the header's, a value that does not map or check, a
+        line holding only COPY's end marker. `starts`: each record's first line."""
+        n = len(records)
+        if n < 2 or set(map(len, records)) != {self.width}:
+            return None
+        cols = list(zip(*records, strict=True))
+        try:
+            values = [fn(cols, n) for fn in self._column_fns]
+        except (_Bad, KeyError, ValueError):
+            return None
+        if not all(check(col) for check, col in zip(self._column_checks, values,
+                                                      strict=True)):
+            return None
+        texts = ["".join(col) for col in values]
+        if any("\\." in text and "\n" in text for text in texts):
+            return None  # perhaps COPY's end marker inside a field: the exact check decides
+        values = [list(map(_quote, col)) if any(c in text for c in '",\r\n') else col
+                  for col, text in zip(values, texts, strict=True)]
+        if self._want_extra:
+            extra_at = self._extra_at
+            if not extra_at:
+                values.append([""] * n)
+            else:
+                if any("\x00" in "".join(cols[i]) for i in extra_at):
+                    return None
+                keys = self._keys
+                values.append(['"' + ("".join([k + (encode_basestring(v) if v else "null")
+                                               for k, v in zip(keys, row, strict=True)])
+                                      + "}").replace('"', '""') + '"'
+                               for row in zip(*[cols[i] for i in extra_at], strict=True)])
+        if self.source_per_row:
+            values.append([self.source] * n)
+        values.append(list(map(str, starts)))
+        self.rows_read += n
+        self.rows_loaded += n
+        return "\r\n".join(map(",".join, zip(*values, strict=True))) + "\r\n"
+
+    def _row(self, start: int, fields: list[str], text: str | None, out: list[str]) -> int:
+        """Translate and check one record; append its COPY line to `out` and return its
+        length, or quarantine it (`text`: its line, else the record reader's) and return 0."""
+        if len(fields) != self.width:
+            return self._reject(start, text, f"expected {self.width} fields as in the header,"
+                                             f" found {len(fields)}")
+        try:
+            values = self._translate(fields)
+        except _Bad as exc:
+            return self._reject(start, text, str(exc))
+        joined = _SEP.join(values)
+        if "\x00" in joined or not self._check(joined):
+            reason = _exact_reason(self.entity.columns, values)
+            if reason:
+                return self._reject(start, text, self._native_reason(reason))
+        if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
+            line = ",".join([_quote(v) for v in values])
+        else:
+            line = joined.replace(_SEP, ",")
+        if self._want_extra:
+            extra_at = self._extra_at
+            if any("\x00" in fields[i] for i in extra_at):
+                return self._reject(start, text, "a column kept in _extra contains a NUL"
+                                                 " character")
+            if extra_at:
+                extra = "".join([k + (encode_basestring(fields[i]) if fields[i] else "null")
+                                 for k, i in zip(self._keys, extra_at, strict=True)]) + "}"
+                line += ',"' + extra.replace('"', '""') + '"'
+            else:
+                line += ","
+        line += f"{self._tail},{start}\r\n"
+        out.append(line)
+        self.rows_read += 1
+        self.rows_loaded += 1
+        return len(line)
+
+    def _reject(self, start: int, text: str | None, reason: str) -> int:
+        if text is None:
+            self._quarantine(start, reason)
+        else:
+            self.rows_read += 1
+            self.quarantine.add(start, text[:-1] if text.endswith("\r") else text, reason)
+        return 0
 
     def _native_reason(self, reason: str) -> str:
         """A check's reason names the contract column: add the native column it came from."""
@@ -320,14 +462,6 @@ class NativeScanner(Scanner):
             parts.append(f"{part} (from {', '.join(spec.native)})"
                          if spec is not None and spec.native else part)
         return "; ".join(parts)
-
-    @staticmethod
-    def _flush(rows: list[list], writer: csv.writer, out: io.StringIO) -> bytes:  # type: ignore[valid-type]
-        writer.writerows(rows)
-        text = out.getvalue()
-        out.seek(0)
-        out.truncate()
-        return text.encode()
 
 
 def read_lookups(folder_path: UPath, fmt: ExportFormat, entity: str,
