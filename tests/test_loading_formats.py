@@ -72,6 +72,8 @@ def test_bad_native_rows_are_quarantined_with_the_native_file_line_and_reason(
     rows = query(db, "select activity_id, activity_type, direction, contact_id, owner_email,"
                      " _source_file, _line_number from raw.crm_activities order by 1")
     day = DAY.isoformat()
+    assert query(db, "select subject from raw.crm_activities where activity_id = '00T2'") == [
+        ("two\nlines",)]  # a quoted field's line break kept
     assert rows == [
         ("00T1", "call", "inbound", "003A", "am@example.com", f"crm/{day}/Task.csv", 2),
         ("00T2", "call", "inbound", "003A", "am@example.com", f"crm/{day}/Task.csv", 3),

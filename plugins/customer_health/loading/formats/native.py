@@ -113,29 +113,46 @@ def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | Non
 
 
 class _LocalTime:
-    """Adds the zone's UTC offset to a timestamp written without one (cached per hour;
-    an hour that occurs twice when clocks go back is read as its first occurrence)."""
+    """Adds the zone's UTC offset to a timestamp written without one (an hour that occurs
+    twice when clocks go back is read as its first occurrence; one that does not exist
+    gets the offset before the change). Offsets are cached per day: a day without a
+    change of offset needs one lookup for all its timestamps."""
 
     def __init__(self, zone: str) -> None:
         self.zone = ZoneInfo(zone)
-        self.cache: dict[str, str] = {}
+        self.days: dict[str, str | None] = {}  # day -> its offset, None: it changes that day
+
+    def column(self, values: Sequence[str]) -> list[str]:
+        """A block's values: those of the common shapes (YYYY-MM-DD HH:MM[:SS], no room
+        for an offset) on a day seen before in one expression, the others one by one."""
+        get = self.days.get
+        return [v + s if (s := get(v[:10])) and (len(v) == 16 or (len(v) == 19 and
+                                                                    v[16] == ":"))
+                else self(v) for v in values]
 
     def __call__(self, value: str) -> str:
         m = _TIMESTAMP_RX.fullmatch(value)
         if m is None or m["tz"]:
             return value
-        hour = value[:13]
-        suffix = self.cache.get(hour)
-        if suffix is None:
-            try:
-                local = datetime(int(m["y"]), int(m["m"]), int(m["d"]), int(m["H"]),
-                                 tzinfo=self.zone)
-            except ValueError:
-                return value  # an impossible date: the check says why
-            off = int(local.utcoffset().total_seconds()) // 60
-            sign = "-" if off < 0 else "+"
-            suffix = self.cache[hour] = f"{sign}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
-        return value + suffix
+        day = value[:10]
+        suffix = self.days.get(day, "")
+        if suffix:
+            return value + suffix
+        try:
+            y, mo, d = int(m["y"]), int(m["m"]), int(m["d"])
+            if suffix == "":  # not seen yet
+                first, last = (self._offset(datetime(y, mo, d, h, tzinfo=self.zone))
+                               for h in (0, 23))
+                self.days[day] = first if first == last else None
+            return value + self._offset(datetime(y, mo, d, int(m["H"]), int(m["M"]),
+                                                 tzinfo=self.zone))
+        except ValueError:
+            return value  # an impossible date: the check says why
+
+    @staticmethod
+    def _offset(local: datetime) -> str:
+        off = int(local.utcoffset().total_seconds()) // 60
+        return f"{'-' if off < 0 else '+'}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
 
 
 class NativeScanner(Scanner):
@@ -221,8 +238,11 @@ class NativeScanner(Scanner):
             const = spec.constant.replace("${export_date}", self.export_date)
             return (lambda f: const), (lambda cols, n: [const] * n)
         conv = self._converter(column)
+        conv_column = (conv.column if isinstance(conv, _LocalTime) else
+                       (lambda values: list(map(conv, values))) if conv else None)
         if spec.transform:
-            read, native = TRANSFORMS[spec.transform].read, spec.native
+            transform = TRANSFORMS[spec.transform]
+            read, native = transform.read, spec.native
             params = {**spec.params, "export_date": self.export_date}
 
             def transformed(*values: str) -> str:
@@ -231,6 +251,10 @@ class NativeScanner(Scanner):
                 except ValueError as exc:
                     raise _Bad(f"{', '.join(native)}: {exc}") from None
                 return conv(value) if conv else value
+            if transform.column is not None and len(idx) == 1 and conv is None:
+                (i,) = idx
+                return ((lambda f: transformed(f[i])),
+                        (lambda cols, n: transform.column(cols[i], params)))
             return ((lambda f: transformed(*[f[i] for i in idx])),
                     (lambda cols, n: list(map(transformed, *[cols[i] for i in idx]))))
         (i,) = idx
@@ -240,7 +264,7 @@ class NativeScanner(Scanner):
         if plain:
             if conv is None:
                 return i, (lambda cols, n: cols[i])
-            return (lambda f: conv(f[i])), (lambda cols, n: list(map(conv, cols[i])))
+            return (lambda f: conv(f[i])), (lambda cols, n: conv_column(cols[i]))
         steps = [(self.lookups[s.lookup], self.fmt.header_key(s.column),
                   self.fmt.lookups[s.lookup]) for s in spec.via]
         values, default, prefixes = spec.values, spec.default, spec.null_if_prefix
@@ -323,9 +347,11 @@ class NativeScanner(Scanner):
             good = _WHOLE_RECORDS.match(lines.buf, start, valid).end()
             if good > start:
                 first = lines.line_no
-                physical = lines.buf[start:good].decode("utf-8").split("\n")
+                text = lines.buf[start:good].decode("utf-8")
+                physical = text.split("\n")
                 physical.pop()
-                reader = csv.reader(physical, strict=True)
+                # lines with their ends: a quoted field keeps its line breaks as they are
+                reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
                 try:
                     parsed = [(fields, reader.line_num) for fields in reader]
                 except csv.Error:
