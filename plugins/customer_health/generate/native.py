@@ -93,7 +93,7 @@ class _FileWriter:
                 continue
             value = self._native_value(self.entity.column(column).type, row[column])
             if r.transform:
-                parts = TRANSFORMS[r.transform].write(value, r.params)
+                parts = TRANSFORMS[r.transform].write(value, {**r.params, "row": row})
                 out.update(zip(r.native, parts, strict=True))
                 continue
             out[r.native[0]] = self._rule_value(column, r, value)

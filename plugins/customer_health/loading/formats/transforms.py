@@ -4,7 +4,8 @@ A declaration names one with `{ transform = "<name>", from = [<native columns>],
 `read` gets the row's values of those columns (in that order) and the rule's other keys
 (plus `export_date`, the night's date), returns the contract value, and raises
 ValueError with a reason for a value it cannot use. `write` is its inverse for the
-sample-data generator: the contract value to the native values. Vendor logic that does
+sample-data generator: the contract value to the native values (its params hold the
+whole contract row as `row`, for a value computed from several columns). Vendor logic that does
 not fit the declaration's plain forms lives here, named, one function each.
 """
 
