@@ -35,6 +35,7 @@ def load_once(url: str, landing: Path, fmt: str) -> tuple[int, float, dict[str, 
     from customer_health.loading.loader import connect, prepare
 
     os.environ["CHW_CRM_FORMAT"] = fmt
+    os.environ["CHW_CRM_TIMEZONE"] = ZONE if fmt == "hubspot" else ""
     with connect(url) as conn:
         prepare(conn)
     started = time.perf_counter()
@@ -49,16 +50,16 @@ def load_once(url: str, landing: Path, fmt: str) -> tuple[int, float, dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     from customer_health.generate import generate_landing
     from customer_health.warehouse import warehouse_session
 
-    os.environ["CHW_CRM_TIMEZONE"] = ZONE
     with tempfile.TemporaryDirectory() as tmp, warehouse_session() as url:
         landings = {}
         for fmt in FORMATS:
+            os.environ["CHW_CRM_TIMEZONE"] = ZONE if fmt == "hubspot" else ""
             landings[fmt] = Path(tmp) / fmt
             started = time.perf_counter()
             generate_landing(landings[fmt], accounts=args.accounts, start=DAY, days=1,

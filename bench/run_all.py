@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, list[str]] = {
     # issue 6: rendering every team's report for 100,000 accounts
     "report": ["bench_report.py", "--accounts", "100000"],
     # issue 17: each CRM exporter format's load path against the contract path
-    "formats": ["bench_formats.py", "--accounts", "20000"],
+    "formats": ["bench_formats.py", "--accounts", "10000"],
     # issue 13: the raw volume check over four years of generated nights, old rule vs new
     "volume": ["bench_volume.py", "--accounts", "10000"],
 }

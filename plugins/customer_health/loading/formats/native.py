@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from itertools import accumulate, compress
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
@@ -95,8 +96,9 @@ def _column_check(column: Column) -> Callable[[Sequence[str]], bool]:
             return lambda values: "\x00" not in "".join(values)
         return lambda values: all(values) and "\x00" not in "".join(values)
     value = _FAST_VALUE[column.type].decode()
-    rx = re.compile(f"(?:{value})?+" if column.nullable else f"(?:{value})", re.ASCII)
-    return lambda values: all(map(rx.fullmatch, values))
+    one = f"(?:{value})?+" if column.nullable else f"(?:{value})"
+    rx = re.compile(f"(?:{one}\n)*+", re.ASCII)  # the whole column, a value a line
+    return lambda values: rx.fullmatch("\n".join(values) + "\n") is not None
 
 
 def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | None:
@@ -126,6 +128,9 @@ class _LocalTime:
         """A block's values: those of the common shapes (YYYY-MM-DD HH:MM[:SS], no room
         for an offset) on a day seen before in one expression, the others one by one."""
         get = self.days.get
+        ends = "\x1f".join(values) + "\x1f"
+        if ends.count("Z\x1f") + values.count("") == len(values):
+            return list(values)  # every one in UTC already (a Z), or empty
         return [v + s if (s := get(v[:10])) and (len(v) == 16 or (len(v) == 19 and
                                                                     v[16] == ":"))
                 else self(v) for v in values]
@@ -353,13 +358,13 @@ class NativeScanner(Scanner):
                 # lines with their ends: a quoted field keeps its line breaks as they are
                 reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
                 try:
-                    parsed = [(fields, reader.line_num) for fields in reader]
+                    records = list(reader)
                 except csv.Error:
-                    parsed = None
-                if parsed is not None:
+                    records = None
+                if records is not None:
                     lines.pos = good
                     lines.line_no += len(physical)
-                    size += self._records(parsed, physical, first, out)
+                    size += self._records(records, text, physical, first, out)
                 else:  # csv says why, record by record
                     while lines.pos < good:
                         record = self.read_record()
@@ -377,21 +382,30 @@ class NativeScanner(Scanner):
         if out:
             yield "".join(out).encode()
 
-    def _records(self, parsed: list[tuple[list[str], int]], physical: list[str], first: int,
+    def _records(self, records: list[list[str]], text: str, physical: list[str], first: int,
                  out: list[str]) -> int:
-        """The records csv read from a block of lines (with the count of lines read after
-        each): as one block if they all fit, else one by one with their raw lines."""
-        starts = [first] + [first + after for _, after in parsed[:-1]]
-        records = [fields for fields, _ in parsed]
+        """The records csv read from a block of lines: as one block if they all fit, else
+        one by one with their raw lines.
+
+        A record starts on each line that begins outside quotes: after an even number of
+        quotes (counted per line, in C). Where that count does not give one line per
+        record (a quote inside an unquoted field), csv says where each record ends."""
+        outside = map(operator.not_, accumulate(
+            [line.count('"') & 1 for line in physical], operator.xor, initial=0))
+        starts = list(compress(range(first, first + len(physical)), outside))
+        if len(starts) != len(records):
+            reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
+            starts = [first] + [first + reader.line_num for _ in reader][:-1]
         block = self._block(records, starts)
         if block is not None:
             out.append(block)
             return len(block)
         size = 0
-        for (fields, after), start in zip(parsed, starts, strict=True):
+        ends = [*starts[1:], first + len(physical)]
+        for fields, start, end in zip(records, starts, ends, strict=True):
             if fields:
-                raw = "\n".join(physical[start - first:after])
-                size += self._row(start, fields, raw, out)
+                size += self._row(start, fields, "\n".join(physical[start - first:end - first]),
+                                  out)
         return size
 
     def _block(self, records: list[list[str]], starts: list[int]) -> str | None:
