@@ -82,6 +82,16 @@ def test_bad_native_rows_are_quarantined_with_the_native_file_line_and_reason(
         ("00UB", "meeting", "inbound", None, "am@example.com", f"crm/{day}/Event.csv", 3)]
 
 
+def test_a_quote_inside_an_unquoted_field_keeps_the_line_numbers_right(db, tmp_path,
+                                                                        salesforce):
+    activities(tmp_path, [task(1), task(2, subject='say "hi" now'),
+                          task(3, subject='"two\nlines"'), task(4)], [])
+    assert load_file(db, tmp_path, DAY, "crm", "activities").rows_loaded == 4
+    assert query(db, "select activity_id, subject, _line_number from raw.crm_activities"
+                     " order by 1") == [("00T1", "hi", 2), ("00T2", 'say "hi" now', 3),
+                                        ("00T3", "two\nlines", 4), ("00T4", "hi", 6)]
+
+
 def test_unknown_native_columns_are_kept_in_extra_and_only_undeclared_ones_are_drift(
         db, tmp_path, salesforce):
     activities(tmp_path, [task(1, mood="\"great, really\"")], [])

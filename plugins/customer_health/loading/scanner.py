@@ -405,14 +405,6 @@ class Scanner:
             return None  # a blank line holds no row
         return start, fields
 
-    def at_end(self) -> bool:
-        """Whether every line of the file has been read."""
-        lines = self.lines
-        while lines.pos >= len(lines.buf):
-            if not lines.fill():
-                return True
-        return False
-
     def _slow_record(self) -> bytes | None:
         record = self.read_record()
         if record is None:
