@@ -58,8 +58,10 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory,
                 bad = [r for r in results if r.status != "loaded" or r.rows_quarantined]
                 assert not bad, bad
         mp.delenv("CHW_CRM_FORMAT")
-        for url in urls.values():
-            transform.run_dbt(["build"], url, START + timedelta(days=DAYS - 1))
+        for fmt, url in urls.items():
+            # the translated data pass the project's dbt tests; the reference needs none
+            skip = [] if fmt != "contract" else ["--exclude-resource-type", "test"]
+            transform.run_dbt(["build", *skip], url, START + timedelta(days=DAYS - 1))
     yield urls
 
 

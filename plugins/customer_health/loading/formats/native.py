@@ -42,6 +42,7 @@ from customer_health.loading.scanner import (
     UnreadableFile,
 )
 
+_DAY = operator.itemgetter(slice(0, 10))  # YYYY-MM-DD of a timestamp
 _SEP = "\x1f"  # joins a row's contract values for the one-regex check
 # A run of whole records: lines whose quotes are balanced (a quoted field may span lines).
 _WHOLE_RECORDS = re.compile(rb'(?:[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n)*+')
@@ -125,15 +126,26 @@ class _LocalTime:
         self.days: dict[str, str | None] = {}  # day -> its offset, None: it changes that day
 
     def column(self, values: Sequence[str]) -> list[str]:
-        """A block's values: those of the common shapes (YYYY-MM-DD HH:MM[:SS], no room
-        for an offset) on a day seen before in one expression, the others one by one."""
-        get = self.days.get
-        ends = "\x1f".join(values) + "\x1f"
-        if ends.count("Z\x1f") + values.count("") == len(values):
-            return list(values)  # every one in UTC already (a Z), or empty
-        return [v + s if (s := get(v[:10])) and (len(v) == 16 or (len(v) == 19 and
-                                                                    v[16] == ":"))
-                else self(v) for v in values]
+        """A block's values at once: unchanged when each has a Z (or is empty); when none
+        has an offset, each takes its day's offset (C loops, once every day is known and
+        none changes its offset); otherwise one by one."""
+        n = len(values)
+        joined = "\x1f".join(values) + "\x1f"
+        empty = values.count("")
+        if joined.count("Z\x1f") + empty == n:
+            return list(values)
+        if not empty and "Z" not in joined and "+" not in joined and \
+                joined.count("-") == 2 * n:  # only the date's dashes: no offset anywhere
+            days = self.days
+            for value in values:  # learn the days not seen yet
+                if value[:10] not in days:
+                    self(value)
+            suffixes = list(map(days.get, map(_DAY, values)))
+            out = list(map(operator.add, values, [s or "" for s in suffixes]))
+            for i in [i for i, s in enumerate(suffixes) if s is None]:
+                out[i] = self(values[i])  # a day whose offset changes (or not a date)
+            return out
+        return [self(v) for v in values]
 
     def __call__(self, value: str) -> str:
         m = _TIMESTAMP_RX.fullmatch(value)
