@@ -170,3 +170,20 @@ def test_a_declaration_of_ones_own_is_checked_against_the_contract(tmp_path, mon
     monkeypatch.setenv("CHW_CRM_FORMAT", str(own))
     with pytest.raises(LoadError, match="no rule for required column.*account_name"):
         load_file("postgresql://unused", tmp_path, DAY, "crm", "accounts")
+
+
+def test_hubspot_local_times_around_a_change_of_offset(db, tmp_path, monkeypatch):
+    """Berlin leaves summer time on 25 October 2026 at 03:00: that day's times before the
+    change are +02:00, after it +01:00 (a block of valid rows: the column path)."""
+    monkeypatch.setenv("CHW_CRM_FORMAT", "hubspot")
+    monkeypatch.setenv("CHW_CRM_TIMEZONE", "Europe/Berlin")
+    header = "Record ID,Associated Company IDs,Response value,Submission date,Response\n"
+    times = ["2026-10-24 12:00:00", "2026-10-25 01:30:00", "2026-10-25 12:00:00",
+             "2026-10-26 12:00:00"]
+    write_export(tmp_path, "crm", {"feedback_submissions.csv": header + "".join(
+        f"n{i},101,9,{t},\n" for i, t in enumerate(times))})
+    assert load_file(db, tmp_path, DAY, "crm", "nps_responses").rows_loaded == 4
+    assert query(db, "select to_char(responded_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')"
+                     " from raw.crm_nps_responses order by response_id") == [
+        ("2026-10-24 10:00",), ("2026-10-24 23:30",), ("2026-10-25 11:00",),
+        ("2026-10-26 11:00",)]
