@@ -28,7 +28,7 @@ from customer_health import settings
 from customer_health.contract import MANIFEST_NAME, SYSTEMS, Entity, entities
 from customer_health.contract import entity as contract_entity
 from customer_health.loading import formats, ledger
-from customer_health.loading.formats.native import NativeDelivery
+from customer_health.loading.formats.delivery import NativeDelivery
 from customer_health.loading.landing import (
     ExportFolder,
     LoadError,

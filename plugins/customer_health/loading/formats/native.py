@@ -4,45 +4,38 @@ A `NativeScanner` reads one native file with the contract scanner's record reade
 limits, same UTF-8 and quoting errors, the native line numbers) and turns each record
 into the contract's columns by its declaration's rules: renames, value maps, lookups in
 other files of the folder, constants, named transforms, then the format's time zone,
-number format and booleans. The result is checked like a contract row (one regular
-expression per row, the exact per-field check where it does not match) and written for
-COPY with the unknown native columns as `_extra` and the native line number; a row that
-cannot be translated or checked goes to quarantine with the native file, its native
-line(s) and the reason. `NativeDelivery` is what the loader loads for one entity: the
-native files that feed it (read one after the other) and the lookups they use.
+number format and booleans. It is checked like a contract row and written for COPY with
+the unknown native columns as `_extra` and the native line number; a record that cannot
+be translated or checked goes to quarantine with the native file, its native line(s)
+and the reason. For speed, a block of records (about a megabyte) is read by one csv
+call and translated and checked column by column; a block with any bad record goes
+record by record, where each gets its exact reason.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from datetime import datetime
 from itertools import accumulate, compress
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import BinaryIO
-from zoneinfo import ZoneInfo
-
-from upath import UPath
 
 from customer_health.contract import Column, Entity
-from customer_health.loading.checks import _FAST_VALUE, _TIMESTAMP_RX, check_value
+from customer_health.loading.checks import _FAST_VALUE, check_value
 from customer_health.loading.formats.declaration import ColumnRule, ExportFormat, FileRule
+from customer_health.loading.formats.local_time import LocalTime
 from customer_health.loading.formats.transforms import TRANSFORMS
 from customer_health.loading.quarantine import QuarantineSpool
 from customer_health.loading.scanner import (
     BATCH_SIZE,
-    CHUNK_SIZE,
     COPY_END_MARKER,
     Scanner,
     UnreadableFile,
 )
 
-_DAY = operator.itemgetter(slice(0, 10))  # YYYY-MM-DD of a timestamp
 _SEP = "\x1f"  # joins a row's contract values for the one-regex check
 # A run of whole records: lines whose quotes are balanced (a quoted field may span lines).
 _WHOLE_RECORDS = re.compile(rb'(?:[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n)*+')
@@ -53,6 +46,8 @@ def _quote(value: str) -> str:
     if '"' in value or "," in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
+
+
 Lookups = dict[str, dict[str, dict[str, str]]]  # lookup -> key -> column -> value
 
 
@@ -113,63 +108,6 @@ def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | Non
         if reason:
             reasons.append(reason)
     return "; ".join(reasons) or None
-
-
-class _LocalTime:
-    """Adds the zone's UTC offset to a timestamp written without one (an hour that occurs
-    twice when clocks go back is read as its first occurrence; one that does not exist
-    gets the offset before the change). Offsets are cached per day: a day without a
-    change of offset needs one lookup for all its timestamps."""
-
-    def __init__(self, zone: str) -> None:
-        self.zone = ZoneInfo(zone)
-        self.days: dict[str, str | None] = {}  # day -> its offset, None: it changes that day
-
-    def column(self, values: Sequence[str]) -> list[str]:
-        """A block's values at once: unchanged when each has a Z (or is empty); when none
-        has an offset, each takes its day's offset (C loops, once every day is known and
-        none changes its offset); otherwise one by one."""
-        n = len(values)
-        joined = "\x1f".join(values) + "\x1f"
-        empty = values.count("")
-        if joined.count("Z\x1f") + empty == n:
-            return list(values)
-        if not empty and "Z" not in joined and "+" not in joined and \
-                joined.count("-") == 2 * n:  # only the date's dashes: no offset anywhere
-            days = self.days
-            for value in values:  # learn the days not seen yet
-                if value[:10] not in days:
-                    self(value)
-            suffixes = list(map(days.get, map(_DAY, values)))
-            out = list(map(operator.add, values, [s or "" for s in suffixes]))
-            for i in [i for i, s in enumerate(suffixes) if s is None]:
-                out[i] = self(values[i])  # a day whose offset changes (or not a date)
-            return out
-        return [self(v) for v in values]
-
-    def __call__(self, value: str) -> str:
-        m = _TIMESTAMP_RX.fullmatch(value)
-        if m is None or m["tz"]:
-            return value
-        day = value[:10]
-        suffix = self.days.get(day, "")
-        if suffix:
-            return value + suffix
-        try:
-            y, mo, d = int(m["y"]), int(m["m"]), int(m["d"])
-            if suffix == "":  # not seen yet
-                first, last = (self._offset(datetime(y, mo, d, h, tzinfo=self.zone))
-                               for h in (0, 23))
-                self.days[day] = first if first == last else None
-            return value + self._offset(datetime(y, mo, d, int(m["H"]), int(m["M"]),
-                                                 tzinfo=self.zone))
-        except ValueError:
-            return value  # an impossible date: the check says why
-
-    @staticmethod
-    def _offset(local: datetime) -> str:
-        off = int(local.utcoffset().total_seconds()) // 60
-        return f"{'-' if off < 0 else '+'}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
 
 
 class NativeScanner(Scanner):
@@ -255,7 +193,7 @@ class NativeScanner(Scanner):
             const = spec.constant.replace("${export_date}", self.export_date)
             return (lambda f: const), (lambda cols, n: [const] * n)
         conv = self._converter(column)
-        conv_column = (conv.column if isinstance(conv, _LocalTime) else
+        conv_column = (conv.column if isinstance(conv, LocalTime) else
                        (lambda values: list(map(conv, values))) if conv else None)
         if spec.transform:
             transform = TRANSFORMS[spec.transform]
@@ -324,7 +262,7 @@ class NativeScanner(Scanner):
     def _converter(self, column: Column) -> Callable[[str], str] | None:
         fmt = self.fmt
         if column.type == "timestamp" and fmt.timezone != "UTC":
-            return _LocalTime(fmt.timezone)
+            return LocalTime(fmt.timezone)
         if column.type in ("int", "numeric") and (fmt.thousands_separator or
                                                   fmt.decimal_separator != "."):
             thousands, decimal = fmt.thousands_separator, fmt.decimal_separator
@@ -514,137 +452,3 @@ class NativeScanner(Scanner):
             parts.append(f"{part} (from {', '.join(spec.native)})"
                          if spec is not None and spec.native else part)
         return "; ".join(parts)
-
-
-def read_lookups(folder_path: UPath, fmt: ExportFormat, entity: str,
-                 digests: dict[str, str]) -> Lookups:
-    """The lookup files an entity's rules use (small files: users, roles, owners), keyed
-    by their key column, each row by its header names; their sha256 go to `digests`."""
-    out: Lookups = {}
-    for lookup in fmt.lookups_of(entity):
-        data = (folder_path / lookup.file).read_bytes()
-        digests[lookup.file] = hashlib.sha256(data).hexdigest()
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UnreadableFile(f"{lookup.file} (a lookup) is not UTF-8: {exc}") from None
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        try:
-            names = [fmt.header_key(n) for n in next(reader, [])]
-            if fmt.header_key(lookup.key) not in names:
-                raise UnreadableFile(f"{lookup.file} (a lookup) has no column {lookup.key!r}"
-                                     f" (the header has: {', '.join(names)})")
-            k = names.index(fmt.header_key(lookup.key))
-            out[lookup.name] = {row[k]: dict(zip(names, row, strict=True))
-                                for row in reader if len(row) == len(names)}
-        except csv.Error as exc:
-            raise UnreadableFile(f"{lookup.file} (a lookup) is not valid CSV: {exc}") from None
-    return out
-
-
-def combined_sha256(digests: dict[str, str]) -> str:
-    """One file's own sha256; for several, the sha256 of their names and checksums."""
-    if len(digests) == 1:
-        return next(iter(digests.values()))
-    text = "".join(f"{name} {sha}\n" for name, sha in sorted(digests.items()))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-class NativeDelivery:
-    """The native files of one entity in one export folder, as the loader loads them."""
-
-    def __init__(self, fmt: ExportFormat, folder_path: UPath, relative: Callable[[str], str],
-                 entity: Entity, export_date: str) -> None:
-        self.fmt = fmt
-        self.entity = entity
-        self.path = folder_path
-        self.relative = relative
-        self.export_date = export_date
-        self.rules = fmt.sources(entity.name)
-        self.file_name = "+".join(r.file for r in self.rules)
-        self.provenance = relative(self.rules[0].file) if len(self.rules) == 1 else None
-
-    def files(self) -> list[str]:
-        return [r.file for r in self.rules] + [lk.file for lk in self.fmt.lookups_of(
-            self.entity.name)]
-
-    def missing(self) -> list[str]:
-        return [f for f in self.files() if not (self.path / f).exists()]
-
-    def sha256(self) -> str:
-        digests = {}
-        for name in self.files():
-            digest = hashlib.sha256()
-            with (self.path / name).open("rb") as stream:
-                while chunk := stream.read(CHUNK_SIZE):
-                    digest.update(chunk)
-            digests[name] = digest.hexdigest()
-        return combined_sha256(digests)
-
-    @contextmanager
-    def scanner(self, spool: QuarantineSpool) -> Iterator[_Chain]:
-        with ExitStack() as stack:
-            digests: dict[str, str] = {}
-            lookups = read_lookups(self.path, self.fmt, self.entity.name, digests)
-            several = len(self.rules) > 1
-            scanners = [NativeScanner(stack.enter_context((self.path / r.file).open("rb")),
-                                      self.entity, spool, self.fmt, r, lookups,
-                                      self.relative(r.file), several, self.export_date)
-                        for r in self.rules]
-            yield _Chain(scanners, digests, spool)
-
-
-class _Chain:
-    """The scanners of an entity's native files, read one after the other, as one."""
-
-    def __init__(self, scanners: list[NativeScanner], digests: dict[str, str],
-                 spool: QuarantineSpool) -> None:
-        self.scanners = scanners
-        self.digests = digests
-        self.spool = spool
-        self.copy_columns = list(scanners[0].entity.column_names)
-        self.source_per_row = len(scanners) > 1
-        self.drift: list[str] = []
-        self.missing_optional: list[str] = []
-
-    def read_header(self) -> None:
-        several = len(self.scanners) > 1
-        for s in self.scanners:
-            try:
-                s.read_header()
-            except UnreadableFile as exc:
-                raise UnreadableFile(f"{s.rule.file}: {exc}" if several else str(exc)) from None
-            self.drift += [f"{s.rule.file}: {d}" if several else d for d in s.drift]
-        self.missing_optional = [c for c in self.copy_columns
-                                 if all(c in s.missing_optional for s in self.scanners)]
-        extra = any(s.has_extra for s in self.scanners)
-        for s in self.scanners:
-            s.force_extra = extra
-
-    @property
-    def has_extra(self) -> bool:
-        return any(s.has_extra for s in self.scanners)
-
-    def batches(self) -> Iterator[bytes]:
-        for s in self.scanners:
-            try:
-                yield from s.batches()
-            except UnreadableFile as exc:
-                raise UnreadableFile(f"{s.rule.file}: {exc}") from None
-
-    @property
-    def rows_read(self) -> int:
-        return sum(s.rows_read for s in self.scanners)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(s.rows_loaded for s in self.scanners)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return self.spool.count
-
-    def sha256(self) -> str:
-        for s in self.scanners:
-            self.digests[s.rule.file] = s.sha256()
-        return combined_sha256(self.digests)
