@@ -187,3 +187,11 @@ def test_hubspot_local_times_around_a_change_of_offset(db, tmp_path, monkeypatch
                      " from raw.crm_nps_responses order by response_id") == [
         ("2026-10-24 10:00",), ("2026-10-24 23:30",), ("2026-10-25 11:00",),
         ("2026-10-26 11:00",)]
+
+
+def test_a_lead_is_no_contact_in_a_block_of_valid_rows(db, tmp_path, salesforce):
+    activities(tmp_path, [], [f"00U{i},001A,{who},Meeting,Inbound,{TS},005A,met,{TS}"
+                              for i, who in enumerate(["003A", "00QL", ""])])
+    assert load_file(db, tmp_path, DAY, "crm", "activities").rows_loaded == 3
+    assert query(db, "select activity_id, contact_id from raw.crm_activities order by 1") == [
+        ("00U0", "003A"), ("00U1", None), ("00U2", None)]

@@ -257,6 +257,16 @@ class NativeScanner(Scanner):
                     pass
             return (lambda f: mapped(f[i])), (lambda cols, n: list(map(table.__getitem__,
                                                                           cols[i])))
+        if prefixes and not steps and values is None and conv is None:
+            marks = tuple(_SEP + p for p in prefixes)
+
+            def without_prefixed(cols: list[tuple[str, ...]], n: int) -> Sequence[str]:
+                """The column as it is when no value has the prefix (one search, in C)."""
+                joined = _SEP + _SEP.join(cols[i])
+                if any(mark in joined for mark in marks):
+                    return list(map(mapped, cols[i]))
+                return [v or default for v in cols[i]] if default else cols[i]
+            return (lambda f: mapped(f[i])), without_prefixed
         return (lambda f: mapped(f[i])), (lambda cols, n: list(map(mapped, cols[i])))
 
     def _converter(self, column: Column) -> Callable[[str], str] | None:
