@@ -19,6 +19,15 @@ class LocalTime:
     gets the offset before the change). Offsets are cached per day: a day without a
     change of offset needs one lookup for all its timestamps."""
 
+    _shared: dict[str, LocalTime] = {}
+
+    @classmethod
+    def of(cls, zone: str) -> LocalTime:
+        """The zone's converter, one per process: its days are learnt once for all files."""
+        if zone not in cls._shared:
+            cls._shared[zone] = cls(zone)
+        return cls._shared[zone]
+
     def __init__(self, zone: str) -> None:
         self.zone = ZoneInfo(zone)
         self.days: dict[str, str | None] = {}  # day -> its offset, None: it changes that day

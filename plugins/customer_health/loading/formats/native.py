@@ -272,7 +272,7 @@ class NativeScanner(Scanner):
     def _converter(self, column: Column) -> Callable[[str], str] | None:
         fmt = self.fmt
         if column.type == "timestamp" and fmt.timezone != "UTC":
-            return LocalTime(fmt.timezone)
+            return LocalTime.of(fmt.timezone)
         if column.type in ("int", "numeric") and (fmt.thousands_separator or
                                                   fmt.decimal_separator != "."):
             thousands, decimal = fmt.thousands_separator, fmt.decimal_separator
