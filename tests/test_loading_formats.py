@@ -195,3 +195,12 @@ def test_a_lead_is_no_contact_in_a_block_of_valid_rows(db, tmp_path, salesforce)
     assert load_file(db, tmp_path, DAY, "crm", "activities").rows_loaded == 3
     assert query(db, "select activity_id, contact_id from raw.crm_activities order by 1") == [
         ("00U0", "003A"), ("00U1", None), ("00U2", None)]
+
+
+def test_an_unreadable_lookup_rejects_the_entities_that_use_it(db, tmp_path, salesforce):
+    activities(tmp_path, [task(1)], [], users="Id,Email\n005A,am\xe9@example.com\n")
+    (tmp_path / "crm" / DAY.isoformat() / "User.csv").write_bytes(
+        b"Id,Email\n005A,am\xe9@example.com\n")  # Latin-1, not UTF-8
+    result = load_file(db, tmp_path, DAY, "crm", "activities")
+    assert result.status == "rejected"
+    assert result.message.startswith("User.csv (a lookup) is not UTF-8")

@@ -278,6 +278,8 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity,
                         " this is a loader bug: report it with the file", load_id) from None
     except OSError as exc:
         raise _Rejected(f"cannot read the file: {exc}", load_id) from None
+    except UnreadableFile as exc:  # a native format's lookup file, read before the scan
+        raise _Rejected(str(exc), load_id) from None
     read, bad = scanner.rows_read, scanner.rows_quarantined
     problems = _manifest_problems(manifest, ent, read, sha)
     if problems:
