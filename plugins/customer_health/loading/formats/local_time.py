@@ -30,7 +30,8 @@ class LocalTime:
 
     def __init__(self, zone: str) -> None:
         self.zone = ZoneInfo(zone)
-        self.days: dict[str, str | None] = {}  # day -> its offset, None: it changes that day
+        # day -> its offset, None: it changes that day ("": an empty value stays empty)
+        self.days: dict[str, str | None] = {"": ""}
 
     def column(self, values: Sequence[str]) -> list[str]:
         """A block's values at once: unchanged when each has a Z (or is empty); when none
@@ -41,8 +42,8 @@ class LocalTime:
         empty = values.count("")
         if joined.count("Z\x1f") + empty == n:
             return list(values)
-        if not empty and "Z" not in joined and "+" not in joined and \
-                joined.count("-") == 2 * n:  # only the date's dashes: no offset anywhere
+        if "Z" not in joined and "+" not in joined and \
+                joined.count("-") == 2 * (n - empty):  # only dates' dashes: no offset at all
             days = self.days
             for value in values:  # learn the days not seen yet
                 if value[:10] not in days:
