@@ -45,13 +45,18 @@ class LocalTime:
         if "Z" not in joined and "+" not in joined and \
                 joined.count("-") == 2 * (n - empty):  # only dates' dashes: no offset at all
             days = self.days
-            for value in values:  # learn the days not seen yet
-                if value[:10] not in days:
-                    self(value)
             suffixes = list(map(days.get, map(_DAY, values)))
-            out = list(map(operator.add, values, [s or "" for s in suffixes]))
-            for i in [i for i, s in enumerate(suffixes) if s is None]:
-                out[i] = self(values[i])  # a day whose offset changes (or not a date)
+            if None in suffixes:  # days not seen yet: learn them, then again
+                for value, suffix in zip(values, suffixes, strict=True):
+                    if suffix is None and value[:10] not in days:
+                        self(value)
+                suffixes = list(map(days.get, map(_DAY, values)))
+                if None in suffixes:
+                    suffixes = [s or "" for s in suffixes]  # fixed below
+            out = list(map(operator.add, values, suffixes))
+            if "" in suffixes:  # a day whose offset changes (or not a date): one by one
+                for i in [i for i, s in enumerate(suffixes) if not s]:
+                    out[i] = self(values[i])
             return out
         return [self(v) for v in values]
 
