@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "report": ["bench_report.py", "--accounts", "100000"],
     # issue 18: the health score's back-test, two years of monthly dates from one export
     "backtest": ["bench_backtest.py", "--accounts", "20000"],
+    # issue 17: each CRM exporter format's load path against the contract path
+    "formats": ["bench_formats.py", "--accounts", "10000"],
     # issue 13: the raw volume check over four years of generated nights, old rule vs new
     "volume": ["bench_volume.py", "--accounts", "10000"],
 }

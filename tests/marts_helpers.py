@@ -37,6 +37,7 @@ E0 = date(2026, 10, 31)
 E1 = date(2026, 11, 7)
 
 Rows = list[dict[str, str]]
+Tables = dict[str, tuple[list[str], list[tuple]]]  # table -> its columns, its sorted rows
 Export = dict[tuple[str, str], Rows]  # (system, entity) -> rows
 
 
@@ -330,3 +331,24 @@ def by_key(rows: list[dict], *keys: str) -> dict:
     if len(keys) == 1:
         return {r[keys[0]]: r for r in rows}
     return {tuple(r[k] for k in keys): r for r in rows}
+
+
+def layer_tables(url: str, layers: Iterable[str] = ("staging", "intermediate", "marts")) -> Tables:
+    """Every table of the layers (schemas), its columns (but _written_*) and sorted rows."""
+    with psycopg.connect(url) as conn:
+        names = conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1, 2",
+            (list(layers),)).fetchall()
+        out: Tables = {}
+        for schema, table in names:
+            columns = [r[0] for r in conn.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = %s and table_name = %s"
+                " and column_name not like '\\_written%%' order by column_name",
+                (schema, table)).fetchall()]
+            rows = conn.execute(sql.SQL("select {} from {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.Identifier(schema, table))).fetchall()
+            out[f"{schema}.{table}"] = (columns, sorted(rows, key=repr))
+    return out

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
+from marts_helpers import Tables, layer_tables
 
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
@@ -33,7 +33,6 @@ from customer_health.modelling import transform
 START = date(2026, 10, 29)  # the full export; then nightly deltas across the end of October
 NIGHTS = [START + timedelta(days=i) for i in range(5)]
 LAYERS = ["staging", "intermediate", "marts"]
-Tables = dict[str, tuple[list[str], list[tuple]]]
 
 
 @dataclass
@@ -43,29 +42,8 @@ class Warehouses:
     reference: str
 
 
-def _tables(url: str, layers: list[str] = LAYERS) -> Tables:
-    """Every table of the layers, its columns (but _written_*) and sorted rows."""
-    with psycopg.connect(url) as conn:
-        names = conn.execute(
-            "select table_schema, table_name from information_schema.tables"
-            " where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1, 2",
-            (layers,)).fetchall()
-        out: Tables = {}
-        for schema, table in names:
-            columns = [r[0] for r in conn.execute(
-                "select column_name from information_schema.columns"
-                " where table_schema = %s and table_name = %s"
-                " and column_name not like '\\_written%%' order by column_name",
-                (schema, table)).fetchall()]
-            rows = conn.execute(sql.SQL("select {} from {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)),
-                sql.Identifier(schema, table))).fetchall()
-            out[f"{schema}.{table}"] = (columns, sorted(rows, key=repr))
-    return out
-
-
 def _assert_same(w: Warehouses, step: str, layers: list[str] = LAYERS) -> Tables:
-    chain, reference = _tables(w.chain, layers), _tables(w.reference, layers)
+    chain, reference = layer_tables(w.chain, layers), layer_tables(w.reference, layers)
     assert chain.keys() == reference.keys(), step
     different = [name for name in chain if chain[name] != reference[name]]
     assert not different, f"{step}: the incremental build differs in {different}"
@@ -156,7 +134,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
 
     # the DAG re-runs the night: nothing new, the marts stay byte for byte the same
     _build_chain(w, third)
-    assert _tables(w.chain) == before
+    assert layer_tables(w.chain) == before
     assert not _state(w.chain)["staging.stg_billing__invoices"]["rebuilt"]
 
     # a re-delivered file replaces the night's rows (fewer activities, one changed, an invoice

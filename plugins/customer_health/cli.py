@@ -96,10 +96,24 @@ main.epilog = environment_help()
     type=int,
     help="Random seed: the same seed writes the same bytes.",
 )
-def generate(out: Path, accounts: int, start: date, days: int, seed: int) -> None:
-    """Write simulated, contract-conformant CRM and billing exports."""
+@click.option(
+    "--crm-format",
+    default=None,
+    help="Write the CRM's files as this exporter does: contract, salesforce, hubspot or a "
+    "declaration file (default: CHW_CRM_FORMAT, else contract; docs/exporters.md).",
+)
+@click.option(
+    "--billing-format",
+    default=None,
+    help="Write the billing files as this exporter does: contract, stripe or a declaration "
+    "file (default: CHW_BILLING_FORMAT, else contract).",
+)
+def generate(out: Path, accounts: int, start: date, days: int, seed: int,
+             crm_format: str | None, billing_format: str | None) -> None:
+    """Write simulated CRM and billing exports (the contract's files, or an exporter's)."""
     from customer_health.generate import generate_landing
 
+    formats = _generate_formats(crm_format, billing_format)
     bar = Progress(days, "generate")
     summary = generate_landing(
         out,
@@ -108,11 +122,28 @@ def generate(out: Path, accounts: int, start: date, days: int, seed: int) -> Non
         days=days,
         seed=seed,
         progress=lambda done, _total: bar.update(done),
+        **formats,
     )
     click.echo(
         f"wrote {summary.total_rows:,} rows in {summary.seconds:.1f}s "
         f"({summary.total_rows / max(summary.seconds, 1e-9):,.0f} rows/s) to {out}"
     )
+
+
+def _generate_formats(crm: str | None, billing: str | None) -> dict[str, str]:
+    """The formats to write: the options given, else the configured ones."""
+    from customer_health.loading.formats import DeclarationError, load_format
+
+    chosen = {}
+    for system, value in (("crm", crm), ("billing", billing)):
+        try:
+            name = settings.export_format(system, value)
+            if name != "contract":
+                load_format(name, system)
+        except (ValueError, DeclarationError) as exc:
+            raise click.ClickException(str(exc)) from None
+        chosen[f"{system}_format"] = name
+    return chosen
 
 
 # --- warehouse -----------------------------------------------------------------------------
@@ -576,6 +607,7 @@ def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed:
         days=history_days,
         seed=seed,
         progress=lambda done, _total: bar.update(done),
+        **_generate_formats(None, None),  # the formats the nights will read
     )
     first_night = max(start, end - timedelta(days=nights - 1))
     built_from = max(start, first_night - timedelta(days=built_nights))

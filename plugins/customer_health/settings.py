@@ -54,6 +54,36 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("CHW_REPORTING_CURRENCY", "USD", "currency of every amount in the marts"),
     EnvVar(
+        "CHW_CRM_FORMAT",
+        "contract",
+        "how the CRM's exports are written: contract, salesforce, hubspot, or the path of a "
+        "declaration file of your own (docs/exporters.md)",
+    ),
+    EnvVar(
+        "CHW_BILLING_FORMAT",
+        "contract",
+        "how the billing system's exports are written: contract, stripe, or the path of a "
+        "declaration file of your own (docs/exporters.md)",
+    ),
+    EnvVar(
+        "CHW_CRM_TIMEZONE",
+        "",
+        "IANA time zone of the CRM export's timestamps written without an offset, e.g. "
+        "Europe/Berlin for a HubSpot portal (unset: the format's declaration, else UTC)",
+    ),
+    EnvVar(
+        "CHW_BILLING_TIMEZONE",
+        "",
+        "IANA time zone of the billing export's timestamps written without an offset "
+        "(unset: the format's declaration, else UTC)",
+    ),
+    EnvVar(
+        "CHW_SALESFORCE_TEAM_FIELD",
+        "Account_Team__c",
+        "where a Salesforce account's team is read: an Account field, or the owner's role "
+        "with 'OwnerId > users.UserRoleId > roles.Name' (docs/exporters.md)",
+    ),
+    EnvVar(
         "CHW_QUARANTINE_THRESHOLD",
         "0.01",
         "share of quarantined rows above which a file is rejected whole",
@@ -178,6 +208,35 @@ def storage_location(value: str) -> Path | UPath:
 
         return UPath(value)
     return Path(value.removeprefix("file://")).resolve()
+
+
+EXPORT_FORMATS = {"crm": ("contract", "salesforce", "hubspot"), "billing": ("contract", "stripe")}
+
+
+def export_format(system: str, value: str | None = None) -> str:
+    """`CHW_CRM_FORMAT` / `CHW_BILLING_FORMAT` (or `value`, given on a command line): a
+    format the project ships, or the path of a declaration file (`*.toml`)."""
+    name = f"CHW_{system.upper()}_FORMAT"
+    value = value or _env(name) or "contract"
+    if value.lower() in EXPORT_FORMATS[system]:
+        return value.lower()
+    if value.endswith(".toml"):
+        return value
+    raise ValueError(f"{name}={value!r}: expected one of {', '.join(EXPORT_FORMATS[system])}"
+                     " or the path of a declaration file (*.toml)")
+
+
+def export_timezone(system: str) -> str | None:
+    """`CHW_CRM_TIMEZONE` / `CHW_BILLING_TIMEZONE`; None: the format's declaration decides."""
+    return _env(f"CHW_{system.upper()}_TIMEZONE")
+
+
+def declared(name: str) -> str | None:
+    """The value of a variable of ENV_VARS that a format declaration names as a parameter
+    (None when unset): declarations read configuration only through here."""
+    if name not in {v.name for v in ENV_VARS}:
+        raise ValueError(f"{name} is not a variable of customer_health.settings.ENV_VARS")
+    return _env(name)
 
 
 def reporting_currency() -> str:

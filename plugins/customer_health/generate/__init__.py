@@ -73,8 +73,14 @@ __all__ = ["GenerateSummary", "Simulator", "generate_landing"]
 
 def generate_landing(out: str | Path, *, accounts: int, start: datetime.date, days: int,
                      seed: int, progress: Callable[[int, int], None] | None = None,
-                     history_days: int = 730, overwrite: bool = False) -> GenerateSummary:
+                     history_days: int = 730, overwrite: bool = False,
+                     crm_format: str = "contract",
+                     billing_format: str = "contract") -> GenerateSummary:
     """Writes `days` export dates (the first one full, then nightly deltas) under `out`.
+
+    `crm_format` / `billing_format`: `contract`, or an exporter format (a shipped one's
+    name or a declaration file's path, as CHW_CRM_FORMAT takes) in whose files the same
+    simulated history is written (docs/exporters.md).
 
     `progress(done_days, total_days)` is called after each export date is written. Raises
     FileExistsError when `out/crm` or `out/billing` already hold files, unless `overwrite`
@@ -82,4 +88,14 @@ def generate_landing(out: str | Path, *, accounts: int, start: datetime.date, da
     """
     sim = Simulator(accounts=accounts, start=start, days=days, seed=seed,
                     history_days=history_days)
-    return sim.run(out, progress=progress, overwrite=overwrite)
+    chosen = {"crm": crm_format, "billing": billing_format}
+    if all(name == "contract" for name in chosen.values()):
+        return sim.run(out, progress=progress, overwrite=overwrite)
+    from customer_health.loading.formats import load_format
+
+    from .output import LandingWriter
+
+    formats = {system: load_format(name, system) for system, name in chosen.items()
+               if name != "contract"}
+    LandingWriter.prepare(Path(out), overwrite)
+    return sim.run(out, progress=progress, writer=LandingWriter(Path(out), formats=formats))

@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from customer_health.contract import MANIFEST_NAME, SYSTEMS, Entity, entities
+from customer_health.generate.native import NativeFolderWriter
+from customer_health.loading.formats import ExportFormat
 
 DAY = 86_400
 
@@ -55,11 +57,19 @@ class Clock:
 
 
 class LandingWriter:
-    """Writes one export folder per system at a time, then its manifest."""
+    """Writes one export folder per system at a time, then its manifest.
 
-    def __init__(self, out: Path, ents: tuple[Entity, ...] | None = None) -> None:
+    A system given a native format in `formats` is written as that exporter writes it
+    (`native`: its own files, no manifest); the others as the contract says.
+    """
+
+    def __init__(self, out: Path, ents: tuple[Entity, ...] | None = None,
+                 formats: dict[str, ExportFormat] | None = None) -> None:
         self.out = out
         self.entities = ents or entities()
+        self.native = {system: NativeFolderWriter(fmt, out, tuple(
+            e for e in self.entities if e.system == system))
+            for system, fmt in (formats or {}).items()}
         self._files: list = []
         self._counts: list[int] = []
         self._date: str | None = None
@@ -83,7 +93,13 @@ class LandingWriter:
     def open(self, export_date: str, full: bool) -> None:
         self.close()
         self._date, self._full = export_date, full
+        for native in self.native.values():
+            native.open(export_date)
         for e in self.entities:
+            if e.system in self.native:
+                self._files.append(None)
+                self._counts.append(0)
+                continue
             folder = self.out / e.system / export_date
             folder.mkdir(parents=True, exist_ok=True)
             f = open(folder / e.file_name, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -93,6 +109,11 @@ class LandingWriter:
 
     def write(self, index: int, rows: list[list[str]]) -> None:
         """Writes rows (lists of already quoted fields) of entity number `index`."""
+        e = self.entities[index]
+        if e.system in self.native:
+            self.native[e.system].write(e.name, rows)
+            self._counts[index] += len(rows)
+            return
         self._files[index].write("".join([",".join(r) + "\n" for r in rows]))
         self._counts[index] += len(rows)
 
@@ -100,7 +121,12 @@ class LandingWriter:
         if self._date is None:
             return
         manifests: dict[str, dict] = {}
+        for native in self.native.values():
+            native.close()
         for e, f, n in zip(self.entities, self._files, self._counts, strict=True):
+            if f is None:  # a native format's: no manifest
+                self.totals[(e.system, e.name)] += n
+                continue
             f.close()
             m = manifests.setdefault(
                 e.system,

@@ -115,9 +115,17 @@ def export_folder_status(landing: str | os.PathLike[str] | UPath, system: str,
 
     With a manifest, the folder is complete when every file it lists is there (an
     unreadable manifest counts as complete: the load then rejects it loudly).
-    Without one, every entity file of the system must be there.
+    Without one, every entity file of the system must be there. A native format
+    (`formats`) names its own files: every file its declaration reads must be there.
     """
+    from customer_health.loading import formats
+
     folder = ExportFolder(landing, system, export_date)
+    fmt = formats.for_system(system)
+    if fmt is not None:  # a native exporter's files, named by its declaration
+        names = fmt.complete_files()
+        missing = [folder.relative(n) for n in names if not folder.exists(n)]
+        return not missing, missing
     try:
         manifest = folder.manifest()
     except ManifestError:

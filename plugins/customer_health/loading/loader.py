@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from queue import Queue
 
@@ -26,7 +27,8 @@ from upath import UPath
 from customer_health import settings
 from customer_health.contract import MANIFEST_NAME, SYSTEMS, Entity, entities
 from customer_health.contract import entity as contract_entity
-from customer_health.loading import ledger
+from customer_health.loading import formats, ledger
+from customer_health.loading.formats.delivery import NativeDelivery
 from customer_health.loading.landing import (
     ExportFolder,
     LoadError,
@@ -43,6 +45,38 @@ from customer_health.loading.scanner import CHUNK_SIZE, Scanner, UnreadableFile
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]
 QUEUE_DEPTH = 32  # buffers of at most 128 KiB waiting for the server
+
+
+class _ContractDelivery:
+    """An entity's file written as the contract says: read by the contract scanner."""
+
+    def __init__(self, folder: ExportFolder, ent: Entity) -> None:
+        self.folder = folder
+        self.entity = ent
+        self.file_name = ent.file_name
+        self.provenance: str | None = folder.relative(ent.file_name)
+
+    def missing(self) -> list[str]:
+        return [] if self.folder.exists(self.file_name) else [self.file_name]
+
+    def sha256(self) -> str:
+        return _sha256(self.folder.file(self.file_name))
+
+    @contextmanager
+    def scanner(self, spool: QuarantineSpool) -> Iterator[Scanner]:
+        with self.folder.file(self.file_name).open("rb") as stream:
+            yield Scanner(stream, self.entity, spool, chunk_size=CHUNK_SIZE)
+
+
+Delivery = _ContractDelivery | NativeDelivery
+
+
+def _delivery(folder: ExportFolder, ent: Entity) -> Delivery:
+    fmt = formats.for_system(folder.system)
+    if fmt is None:
+        return _ContractDelivery(folder, ent)
+    return NativeDelivery(fmt, folder.path, folder.relative, ent,
+                          folder.export_date.isoformat())
 
 
 class _Rejected(Exception):
@@ -80,6 +114,7 @@ def load_export(url: str, landing: Landing, export_date: date | str, system: str
     """
     export_date = parse_export_date(export_date)
     targets = _targets(system, entity)
+    _check_formats(e.system for e in targets)
     if entity is None:
         for sys_name in dict.fromkeys(e.system for e in targets):
             complete, missing = export_folder_status(landing, sys_name, export_date)
@@ -108,6 +143,7 @@ def load_file(url: str, landing: Landing, export_date: date | str, system: str, 
               threshold: float | None = None) -> FileResult:
     """Load one (system, date, entity) file: what one task of the nightly DAG runs."""
     (ent,) = _targets(system, entity)
+    _check_formats([ent.system])
     with connect(url) as conn:
         prepare(conn)
         folder, manifest, manifest_error = _open_folder(landing, ent.system, export_date)
@@ -126,6 +162,16 @@ def _targets(system: str | None, entity: str | None) -> list[Entity]:
         raise LoadError(str(exc).strip("\"'")) from None
 
 
+def _check_formats(systems: Iterable[str]) -> None:
+    """Read the configured exporter formats' declarations before anything is loaded: a
+    mistake in one stops the run with its file and key."""
+    for sys_name in dict.fromkeys(systems):
+        try:
+            formats.for_system(sys_name)
+        except (formats.DeclarationError, ValueError) as exc:
+            raise LoadError(str(exc)) from None
+
+
 def _threshold(threshold: float | None) -> float:
     value = settings.quarantine_threshold() if threshold is None else threshold
     if not 0 <= value <= 1:
@@ -135,7 +181,10 @@ def _threshold(threshold: float | None) -> float:
 
 def _open_folder(landing: Landing, system: str,
                  export_date: date | str) -> tuple[ExportFolder, Manifest | None, str | None]:
+    """The folder and its manifest (a native exporter's folder has none: not read)."""
     folder = ExportFolder(landing, system, export_date)
+    if formats.for_system(system) is not None:
+        return folder, None, None
     try:
         return folder, folder.manifest(), None
     except ManifestError as exc:
@@ -149,7 +198,8 @@ def _now() -> datetime:
 def _load_entity(conn: Connection, folder: ExportFolder, ent: Entity, threshold: float,
                  manifest: Manifest | None, manifest_error: str | None) -> FileResult:
     started_at, t0 = _now(), time.monotonic()
-    name = ent.file_name
+    delivery = _delivery(folder, ent)
+    name = delivery.file_name
 
     def result(status: str, message: str, **counts: object) -> FileResult:
         return FileResult(folder.system, folder.export_date, ent.name, name, status,
@@ -159,17 +209,21 @@ def _load_entity(conn: Connection, folder: ExportFolder, ent: Entity, threshold:
     try:
         if manifest_error:
             raise _Rejected(f"the manifest cannot be used: {manifest_error}")
-        if not folder.exists(ent.file_name):
+        missing = delivery.missing()
+        if missing:
             if manifest is not None and listed is None:
                 return result("absent", f"not part of this export ({MANIFEST_NAME} does not"
                                         " list it)")
+            if isinstance(delivery, NativeDelivery):
+                raise _Rejected(f"missing native file(s): {', '.join(missing)}")
             raise _Rejected("the file is missing" + (
                 f" although {MANIFEST_NAME} lists it" if listed else ""))
         if manifest is not None and listed is None:
             raise _Rejected(f"{MANIFEST_NAME} does not list this file: the export is"
                             " inconsistent, ask the exporter to re-deliver the folder")
         with conn.transaction():
-            return _load_in_transaction(conn, folder, ent, threshold, manifest, result)
+            return _load_in_transaction(conn, folder, ent, delivery, threshold, manifest,
+                                        result)
     except _Rejected as rej:
         rejected = result("rejected", rej.message, rows_read=rej.rows_read,
                           rows_quarantined=rej.spool.count if rej.spool else 0,
@@ -183,17 +237,16 @@ def _load_entity(conn: Connection, folder: ExportFolder, ent: Entity, threshold:
         return rejected
 
 
-def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, threshold: float,
-                         manifest: Manifest | None,
+def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity,
+                         delivery: Delivery, threshold: float, manifest: Manifest | None,
                          result: Callable[..., FileResult]) -> FileResult:
     started_at = _now()
     key = f"chw:load:{folder.system}:{ent.name}:{folder.export_date.isoformat()}"
     conn.execute("set local time zone 'UTC'")
     conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-    path = folder.file(ent.file_name)
     previous = ledger.previous_load(conn, folder.system, folder.export_date, ent.name)
     if previous is not None:
-        sha = _sha256(path)
+        sha = delivery.sha256()
         if sha == previous.sha256:
             skipped = result("skipped", f"identical to the file loaded by load {previous.load_id}"
                              f" at {previous.finished_at:%Y-%m-%d %H:%M:%S%z}; nothing changed",
@@ -201,16 +254,19 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             ledger.record(conn, ledger.next_load_id(conn), skipped, started_at, _now())
             return skipped
     load_id = ledger.next_load_id(conn)
-    spool = QuarantineSpool(folder.system, folder.export_date, ent.name, ent.file_name, load_id)
+    spool = QuarantineSpool(folder.system, folder.export_date, ent.name, delivery.file_name,
+                            load_id)
+    per_row_source = delivery.provenance is None
     try:
-        with path.open("rb") as stream:
-            scanner = Scanner(stream, ent, spool, chunk_size=CHUNK_SIZE)
+        with delivery.scanner(spool) as scanner:
             try:
                 scanner.read_header()
-                extra = bool(scanner.drift)
-                loading = _create_loading_table(conn, ent, folder.export_date, extra)
+                extra = scanner.has_extra
+                loading = _create_loading_table(conn, ent, folder.export_date, extra,
+                                                per_row_source)
                 cursor = conn.cursor()
-                with cursor.copy(_copy_sql(loading, scanner.copy_columns, extra),
+                with cursor.copy(_copy_sql(loading, scanner.copy_columns, extra,
+                                           per_row_source),
                                  writer=_QueuedWriter(cursor)) as copy:
                     for batch in scanner.batches():
                         copy.write(batch)
@@ -222,6 +278,8 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
                         " this is a loader bug: report it with the file", load_id) from None
     except OSError as exc:
         raise _Rejected(f"cannot read the file: {exc}", load_id) from None
+    except UnreadableFile as exc:  # a native format's lookup file, read before the scan
+        raise _Rejected(str(exc), load_id) from None
     read, bad = scanner.rows_read, scanner.rows_quarantined
     problems = _manifest_problems(manifest, ent, read, sha)
     if problems:
@@ -235,8 +293,8 @@ def _load_in_transaction(conn: Connection, folder: ExportFolder, ent: Entity, th
             load_id, sha, read, spool)
     spool.write(conn)
     spool.close()
-    replaced = _publish_partition(conn, ent, folder.export_date, folder.relative(ent.file_name),
-                                  extra=bool(scanner.drift))
+    replaced = _publish_partition(conn, ent, folder.export_date, delivery.provenance,
+                                  extra=scanner.has_extra)
     notes = []
     if bad:
         notes.append(f"{bad} row(s) quarantined ({bad / read:.2%}; first: {_first(spool)})")
@@ -274,28 +332,31 @@ def _loading_table(ent: Entity, export_date: date) -> sql.Identifier:
 
 
 def _create_loading_table(conn: Connection, ent: Entity, export_date: date,
-                          extra: bool) -> sql.Identifier:
+                          extra: bool, per_row_source: bool = False) -> sql.Identifier:
     """The table this load fills: the night's partition-to-be, not yet attached to raw.
 
     It has the contract's columns, `_line_number`, and `_export_date` with the night as
     default and as check (the check lets ATTACH skip its scan); `_extra` too when the
     file has columns the contract does not know (otherwise it is added, NULL, when the
-    table is published). Created in the load's transaction, it disappears with a
-    rollback or a killed load; no reader of raw waits for it. The advisory lock on
-    (system, date, entity) makes its name unique.
+    table is published); `_source_file` too when an entity is read from several native
+    files (otherwise it is the load's constant, added when the table is published).
+    Created in the load's transaction, it disappears with a rollback or a killed load; no
+    reader of raw waits for it. The advisory lock on (system, date, entity) makes its
+    name unique.
     """
     table = _loading_table(ent, export_date)
     night = sql.Literal(export_date)
     conn.execute(sql.SQL(
         "create table {} ({}, _line_number bigint not null,"
-        " _export_date date not null default {} check (_export_date = {}){})"
+        " _export_date date not null default {} check (_export_date = {}){}{})"
     ).format(table, contract_columns_ddl(ent), night, night,
-             sql.SQL(", _extra jsonb") if extra else sql.SQL("")))
+             sql.SQL(", _extra jsonb") if extra else sql.SQL(""),
+             sql.SQL(", _source_file text not null") if per_row_source else sql.SQL("")))
     return table
 
 
 def _publish_partition(conn: Connection, ent: Entity, export_date: date,
-                       source_file: str, extra: bool) -> int | None:
+                       source_file: str | None, extra: bool) -> int | None:
     """Attach the filled table as the night's partition of raw; returns the number of
     rows of the partition it replaces, None if the night had none.
 
@@ -308,15 +369,17 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
     readers of raw wait only for the few statements to the commit.
     """
     loading = _loading_table(ent, export_date)
+    source = sql.SQL("") if source_file is None else sql.SQL(
+        "add column _source_file text not null default {},").format(sql.Literal(source_file))
     conn.execute(sql.SQL(
-        "alter table {} add column _source_file text not null default {},"
-        " add column _loaded_at timestamptz not null default now(){}"
-    ).format(loading, sql.Literal(source_file),
+        "alter table {} {} add column _loaded_at timestamptz not null default now(){}"
+    ).format(loading, source,
              sql.SQL("") if extra else sql.SQL(", add column _extra jsonb")))
     conn.execute(sql.SQL(
-        "alter table {} alter column _export_date drop default,"
-        " alter column _source_file drop default, alter column _loaded_at drop default"
-    ).format(loading))
+        "alter table {} alter column _export_date drop default,{}"
+        " alter column _loaded_at drop default"
+    ).format(loading, sql.SQL("") if source_file is None
+             else sql.SQL(" alter column _source_file drop default,")))
     name = partition_name(ent, export_date)
     partition = sql.Identifier("raw", name)
     replaced = None
@@ -329,11 +392,14 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
     return replaced
 
 
-def _copy_sql(table: sql.Identifier, columns: list[str], extra: bool) -> sql.Composed:
+def _copy_sql(table: sql.Identifier, columns: list[str], extra: bool,
+              per_row_source: bool = False) -> sql.Composed:
     """COPY of the contract's columns that the file has, `_extra` when it has unknown
-    columns, then `_line_number`. An empty field reaches COPY unquoted (`scanner`), so
-    CSV's own rule makes it NULL."""
+    columns, `_source_file` when the entity is read from several native files, then
+    `_line_number`. An empty field reaches COPY unquoted (`scanner`), so CSV's own rule
+    makes it NULL."""
     names = [sql.Identifier(c) for c in [*columns, *(["_extra"] if extra else []),
+                                         *(["_source_file"] if per_row_source else []),
                                          "_line_number"]]
     return sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         table, sql.SQL(", ").join(names))

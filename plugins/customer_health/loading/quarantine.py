@@ -33,10 +33,14 @@ class QuarantineSpool:
         self.count = 0
         self.first: list[tuple[int, str]] = []  # a few (line, reason) for messages
 
-    def add(self, line_number: int, raw_line: str, reason: str) -> None:
+    def add(self, line_number: int, raw_line: str, reason: str,
+            file_name: str | None = None) -> None:
+        """One bad row; `file_name` when it is not the load's file (a native export's
+        entity read from several files names the one the row is in)."""
         # PostgreSQL text cannot hold NUL: show it escaped (the reason says so).
         raw_line = raw_line.replace("\x00", "\\x00")
-        self._writer.writerow([*self._prefix, line_number, raw_line, reason, self._load_id])
+        prefix = self._prefix if file_name is None else [*self._prefix[:3], file_name]
+        self._writer.writerow([*prefix, line_number, raw_line, reason, self._load_id])
         self._file.write(self._text.getvalue().encode("utf-8"))
         self._text.seek(0)
         self._text.truncate()

@@ -39,7 +39,7 @@ MAX_RECORD = MAX_LINE  # a record of several lines longer than this is quarantin
 # anything the loader hands it, so csv never stops inside a record: `_Feeder` stops first.
 CSV_FIELD_LIMIT = 2 * MAX_LINE
 BATCH_SIZE = 1 << 20  # bytes handed to COPY at a time
-_COPY_END_MARKER = re.compile(r"(?:^|\n)\\\.\r?(?:\n|$)")
+COPY_END_MARKER = re.compile(r"(?:^|\n)\\\.\r?(?:\n|$)")
 
 
 class UnreadableFile(Exception):
@@ -239,7 +239,16 @@ class Scanner:
 
     # -- header -------------------------------------------------------------------
 
-    def read_header(self) -> None:
+    @property
+    def has_extra(self) -> bool:
+        """Whether COPY gets an `_extra` column."""
+        return bool(self.drift)
+
+    #: Whether COPY gets `_source_file` per row (else it is the load's constant).
+    source_per_row = False
+
+    def read_header_names(self) -> list[str]:
+        """The header row's names (the file's first record)."""
         start = self.lines.line_no
         self._feeder.start()
         try:
@@ -253,6 +262,10 @@ class Scanner:
             raise UnreadableFile(f"the header row (line {start}) is not valid CSV: {exc}") from None
         if not names:
             raise UnreadableFile("the first line is empty: expected the header row")
+        return names
+
+    def read_header(self) -> None:
+        names = self.read_header_names()
         known = {c.name: c for c in self.entity.columns}
         if not known.keys() & set(names):
             raise UnreadableFile(
@@ -366,7 +379,10 @@ class Scanner:
         self._out.truncate()
         return out.replace("\r\n", "\n").encode()
 
-    def _slow_record(self) -> bytes | None:
+    def read_record(self) -> tuple[int, list[str]] | None:
+        """The next record, parsed by csv: (its first line, its fields). None when it holds
+        no row: a blank line, the end of the file, or a record csv cannot read or that is
+        too long (quarantined here with its reason)."""
         lines = self.lines
         start = lines.line_no
         self._feeder.start()
@@ -387,6 +403,13 @@ class Scanner:
             return None
         if not fields:
             return None  # a blank line holds no row
+        return start, fields
+
+    def _slow_record(self) -> bytes | None:
+        record = self.read_record()
+        if record is None:
+            return None
+        start, fields = record
         reason = self._check(fields)
         if reason:
             self._quarantine(start, reason)
@@ -426,7 +449,7 @@ class Scanner:
                 continue
             reason = check_value(column, value)
             if reason is None and ("\n" in value or "\r" in value) and \
-                    _COPY_END_MARKER.search(value):
+                    COPY_END_MARKER.search(value):
                 reason = (f"{column.name}: a line holding only '\\.' inside a quoted field "
                           "cannot be loaded by PostgreSQL COPY")
             if reason:
@@ -468,10 +491,14 @@ class Scanner:
             reason += f"; raw_line holds its first {kept_size:,} bytes, the file has the rest"
         self._quarantine(start, reason)
 
-    def _quarantine(self, line_no: int, reason: str) -> None:
+    def raw_record(self) -> str:
+        """The lines of the record read last, as in the file (without its line end)."""
         raw = b"".join(self._feeder.taken).decode("utf-8")
         if raw.endswith("\n"):
             raw = raw[:-2] if raw.endswith("\r\n") else raw[:-1]
+        return raw
+
+    def _quarantine(self, line_no: int, reason: str) -> None:
         self.rows_read += 1
-        self.quarantine.add(line_no, raw, reason)
+        self.quarantine.add(line_no, self.raw_record(), reason)
 
