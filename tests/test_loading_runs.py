@@ -346,3 +346,54 @@ def test_cli_load_prints_summary_and_fails_on_rejection(db, tmp_path, monkeypatc
     out = CliRunner().invoke(main, ["load", "--date", "2026-11-21", "--landing", str(tmp_path),
                                     "--system", "billing"])
     assert out.exit_code == 0, out.output
+
+
+def test_cli_loads_a_range_of_nights_in_order_and_stops_at_a_rejected_one(
+        db, tmp_path, monkeypatch):
+    """`chw load --start/--end`: every night in order, one ledger run after another; a
+    rejected file stops the range at its night, which names it, and later nights wait."""
+    import datetime
+
+    from click.testing import CliRunner
+
+    from customer_health.cli import main
+    from customer_health.generate import generate_landing
+
+    first = datetime.date(2026, 10, 1)
+    days = [first + datetime.timedelta(days=i) for i in range(5)]
+    landing = tmp_path / "landing"
+    generate_landing(landing, accounts=8, start=first, days=5, seed=5, history_days=30)
+    (landing / "crm" / str(days[3]) / "activities.csv").write_text("activity_id\na1\n")
+    monkeypatch.setenv("CHW_WAREHOUSE_URL", db)
+
+    def loaded_nights() -> list[datetime.date]:
+        rows = query(db, "select export_date, min(load_id) from audit.load_ledger"
+                         " where status = 'loaded' group by 1 order by 2")
+        return [r[0] for r in rows]
+
+    out = CliRunner().invoke(main, ["load", "--start", str(days[0]), "--end", str(days[4]),
+                                    "--landing", str(landing)])
+    assert out.exit_code == 1, out.output
+    assert f"rejected  crm/{days[3]}/activities.csv" in out.output
+    assert f"load stopped at {days[3]}: crm/{days[3]}/activities.csv: " in out.output
+    assert "3 night(s) before it loaded; the nights after it were not" in out.output
+    # in order; the rejected night's other files load as on any night (each file is its own
+    # transaction), its activities do not, and the night after it is not touched
+    assert loaded_nights() == days[:4]
+    assert query(db, "select status from audit.load_ledger where export_date = %s"
+                     " and entity = 'activities'", (days[3],)) == [("rejected",)]
+    assert not query(db, "select 1 from audit.load_ledger where export_date = %s", (days[4],))
+
+    generate_landing(landing, accounts=8, start=first, days=5, seed=5, history_days=30,
+                     overwrite=True)  # the exporter re-delivers the night
+    out = CliRunner().invoke(main, ["load", "--start", str(days[0]), "--end", str(days[4]),
+                                    "--landing", str(landing)])
+    assert out.exit_code == 0, out.output
+    assert f"loaded 5 nights {days[0]}..{days[4]}: " in out.output
+    assert "nights per minute" in out.output
+    assert loaded_nights() == days  # the first three were skipped as re-deliveries
+    assert query(db, "select count(*) from audit.load_ledger where export_date = %s"
+                     " and status = 'skipped'", (days[0],))[0][0] > 0
+
+    out = CliRunner().invoke(main, ["load", "--start", str(days[1]), "--landing", str(landing)])
+    assert out.exit_code == 2 and "give --date, or --start and --end" in out.output

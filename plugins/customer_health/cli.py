@@ -292,7 +292,11 @@ def sql(query: str | None, psql_args: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--date", "day", required=True, **DATE, help="Export date to load.")
+@click.option("--date", "day", default=None, **DATE, help="Export date to load (one night).")
+@click.option("--start", "first", default=None, **DATE,
+              help="First export date of a range to load, night by night (with --end).")
+@click.option("--end", "last", default=None, **DATE,
+              help="Last export date of the range (inclusive).")
 @click.option(
     "--landing", default=None, help="Landing area (folder or fsspec URL); default CHW_LANDING."
 )
@@ -302,8 +306,25 @@ def sql(query: str | None, psql_args: tuple[str, ...]) -> None:
     default=None,
     help="Load one system only (default: both).",
 )
-def load(day: date, landing: str | None, system: str | None) -> None:
-    """Load one night's export folders into the warehouse's raw layer."""
+def load(day: date | None, first: date | None, last: date | None, landing: str | None,
+         system: str | None) -> None:
+    """Load one night's export folders (--date), or a range of nights in order
+    (--start/--end, e.g. a history when onboarding), into the warehouse's raw layer.
+
+    A range stops at the first night with a rejected file or an incomplete folder; the
+    nights before it stay loaded, the nights after it are not loaded. Exit status 1 then."""
+    if (day is None) == (first is None and last is None) or (first is None) != (last is None):
+        raise click.UsageError("give --date, or --start and --end")
+    if day is not None:
+        _load_night(day, landing, system)
+    else:
+        assert first is not None and last is not None
+        if last < first:
+            raise click.BadParameter("--end is before --start")
+        _load_range(first, last, landing, system)
+
+
+def _load_night(day: date, landing: str | None, system: str | None) -> None:
     from customer_health.loading import LoadError, format_results, load_export
     from customer_health.warehouse import warehouse_session
 
@@ -315,6 +336,26 @@ def load(day: date, landing: str | None, system: str | None) -> None:
     click.echo(format_results(results))
     if any(r.status == "rejected" for r in results):
         sys.exit(1)
+
+
+def _load_range(first: date, last: date, landing: str | None, system: str | None) -> None:
+    from customer_health.loading import format_results, load_range
+    from customer_health.warehouse import warehouse_session
+
+    bar = Progress((last - first).days + 1, "load")
+    with warehouse_session() as url:
+        result = load_range(url, landing or settings.landing(), first, last, system=system,
+                            night_done=lambda night, _files: bar.step(night.isoformat()))
+    if not result.ok:
+        stopped = [r for r in result.results if r.export_date == result.stopped_at]
+        if stopped:
+            click.echo(format_results(stopped))
+        say(f"load stopped at {result.stopped_at}: {result.reason}")
+        say(f"{len(result.loaded)} night(s) before it loaded; the nights after it were not")
+        sys.exit(1)
+    click.echo(f"loaded {len(result.loaded)} nights {first}..{last}: "
+               f"{result.rows_loaded:,} rows in {result.seconds:.0f}s "
+               f"({result.nights_per_minute():.1f} nights per minute)")
 
 
 # --- the nightly pipeline ------------------------------------------------------------------
