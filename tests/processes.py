@@ -9,8 +9,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import psutil
 
@@ -53,3 +54,32 @@ def kill_group(proc: subprocess.Popen) -> None:
         with contextlib.suppress(psutil.Error):
             child.kill()
     proc.wait(timeout=30)
+
+
+class RestartAlways:
+    """Start a component again when it exits, as docker-compose's `restart: always` does
+    in production: Airflow's scheduler exits on errors it does not handle (seen here: a
+    unique violation when it and the API create the same night's run at the same moment),
+    and a deployment under test must survive that as the real one does."""
+
+    def __init__(self, processes: dict[str, subprocess.Popen],
+                 start: Callable[[str], subprocess.Popen], interval: float = 2.0) -> None:
+        self.processes = processes
+        self.start = start
+        self.interval = interval
+        self.restarts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="restart-always", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            for name, proc in list(self.processes.items()):
+                if proc.poll() is not None and not self._stop.is_set():
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self.processes[name] = self.start(name)
+
+    def stop(self) -> None:
+        """No more restarts (before the components are stopped)."""
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -37,7 +37,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dag_runs import chw, marts_snapshot
-from processes import stop_groups
+from processes import RestartAlways, stop_groups
 from psycopg.conninfo import conninfo_to_dict
 
 from customer_health.generate import generate_landing
@@ -245,15 +245,23 @@ def deployment(tmp_path_factory: pytest.TempPathFactory,
     }
     deployment = Deployment(f"http://127.0.0.1:{port}", root / "chw-home", warehouse_url,
                             landing, {name: log_dir / f"{name}.log" for name in commands})
+
+    def start(name: str) -> subprocess.Popen:
+        with deployment.logs[name].open("ab") as log:
+            return subprocess.Popen([airflow, *commands[name]], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+
+    supervisor = None
     try:
-        for name, args in commands.items():
-            with deployment.logs[name].open("wb") as log:
-                deployment.processes[name] = subprocess.Popen(
-                    [airflow, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True)
+        for name in commands:
+            deployment.processes[name] = start(name)
+        supervisor = RestartAlways(deployment.processes, start)  # as docker-compose.yml
         _wait_until_ready(deployment)
         yield deployment
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         stop_groups(deployment.processes.values())
 
 
