@@ -244,16 +244,21 @@ def _churn_by_band_figure(panel: Any) -> tuple[Figure, str]:
         ax.annotate(f"{100 * (r.rate or 0):.0f}%  ({r.churned} of {r.accounts})",
                     (xi, 100 * (r.rate or 0)), xytext=(0, 4), textcoords="offset points",
                     ha="center", fontsize=9, color=INK)
+    _churn_rate_axes(ax)
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.95, bottom=0.12)
+    label = "Churned within the horizon, by band: " + ", ".join(
+        f"{labels[b]} {panel.by_band[b].churned} of {panel.by_band[b].accounts}" for b in order)
+    return fig, label
+
+
+def _churn_rate_axes(ax: Any) -> None:
+    """The back-test charts' y axis: churn rates in percent on a light grid, no frame."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
     ax.tick_params(length=0)
     ax.grid(axis="y", color=GRID, linewidth=0.8)
     ax.set_axisbelow(True)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.subplots_adjust(left=0.12, right=0.98, top=0.95, bottom=0.12)
-    label = "Churned within the horizon, by band: " + ", ".join(
-        f"{labels[b]} {panel.by_band[b].churned} of {panel.by_band[b].accounts}" for b in order)
-    return fig, label
 
 
 def _calibration_figure(panel: Any) -> tuple[Figure, str]:
@@ -267,13 +272,8 @@ def _calibration_figure(panel: Any) -> tuple[Figure, str]:
     ax.bar(x, rates, color=LINE, width=0.7)
     ax.set_xticks(x, [f"{lo:.0f}-{hi:.0f}" for lo, hi, _ in deciles], fontsize=8)
     ax.set_xlabel("health score decile (score range)")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
     ax.set_ylim(0, max(rates + [1.0]) * 1.25)
-    ax.tick_params(length=0)
-    ax.grid(axis="y", color=GRID, linewidth=0.8)
-    ax.set_axisbelow(True)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _churn_rate_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.2)
     label = "Churned within the horizon, by score decile (lowest first): " + ", ".join(
         f"{r.churned} of {r.accounts}" for _, _, r in deciles)
