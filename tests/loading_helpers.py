@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -89,3 +91,20 @@ EARLIER_ACTIVITIES_DDL = (
     " _source_file text not null, _line_number bigint not null,"
     " _loaded_at timestamptz not null default now())"
 )
+
+
+def edit_export(landing: Path, system: str, day: date, entity: str,
+                change: Callable[[list[dict[str, str]]], list[dict[str, str]]]) -> None:
+    """Rewrite one export file with `change` applied (as a re-delivery would) and drop the
+    folder's manifest, whose checksums no longer hold: the folder is then complete when
+    every file is there."""
+    folder = landing / system / day.isoformat()
+    path = folder / f"{entity}.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(change(rows))
+    (folder / "_manifest.json").unlink(missing_ok=True)

@@ -11,7 +11,6 @@ it. (Hand-worked AUC, lift, precision and recall: dbt unit tests in models/marts
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -21,6 +20,7 @@ import numpy as np
 import psycopg
 import pytest
 from click.testing import CliRunner
+from loading_helpers import edit_export
 
 from customer_health import cli, settings
 from customer_health.generate import generate_landing
@@ -61,22 +61,6 @@ def _scores(url: str, where: str = "true") -> dict[tuple[date, str], tuple]:
             f"select evaluation_date, account_id, {', '.join(SCORE_COLUMNS)}"  # noqa: S608
             f" from intermediate.int_backtest_scores where {where}").fetchall()
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
-
-
-def _append(landing: Path, system: str, day: date, entity: str,
-            change: Callable[[list[dict[str, str]]], list[dict[str, str]]]) -> None:
-    """Rewrite one export file with `change` applied; the folder's manifest (whose checksums
-    no longer hold) goes: the folder is complete when every file is there."""
-    folder = landing / system / day.isoformat()
-    path = folder / f"{entity}.csv"
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields, rows = list(reader.fieldnames or []), list(reader)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(change(rows))
-    (folder / "_manifest.json").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +180,10 @@ def test_a_version_exported_or_stamped_after_the_evaluation_date_changes_nothing
     last = NIGHTS[-1]
     account, subscription = _live_subscription(history.url, last)
     cancel_at = f"{NIGHTS[1].isoformat()}T10:00:00Z"
-    _append(history.landing, "billing", LATE, "subscriptions", lambda rows: [*rows, {
+    edit_export(history.landing, "billing", LATE, "subscriptions", lambda rows: [*rows, {
         **subscription, "status": "canceled", "canceled_at": cancel_at, "updated_at": cancel_at}])
     crm_row = _raw_row(history.url, "crm_accounts", "account_id", account)
-    _append(history.landing, "crm", LATE, "accounts", lambda rows: [*rows, {
+    edit_export(history.landing, "crm", LATE, "accounts", lambda rows: [*rows, {
         **crm_row, "segment": "enterprise" if crm_row["segment"] != "enterprise" else "smb",
         "updated_at": f"{LATE.isoformat()}T12:00:00Z"}])
     _load(history.url, history.landing, LATE)

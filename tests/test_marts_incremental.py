@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from loading_helpers import edit_export
 from marts_helpers import Tables, layer_tables
 
 from customer_health.generate import generate_landing
@@ -91,22 +92,6 @@ def _read(landing: Path, system: str, day: date, entity: str) -> list[dict[str, 
         return list(csv.DictReader(fh))
 
 
-def _edit(landing: Path, system: str, day: date, entity: str,
-          change: Callable[[list[dict[str, str]]], list[dict[str, str]]]) -> None:
-    """Rewrite one export file (as a re-delivery would) and drop the folder's manifest, whose
-    checksums no longer hold: the folder is then complete when every file is there."""
-    folder = landing / system / day.isoformat()
-    path = folder / f"{entity}.csv"
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields, rows = list(reader.fieldnames or []), list(reader)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(change(rows))
-    (folder / "_manifest.json").unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="module")
 def warehouses(fresh_database_factory: Callable[[], str],
                tmp_path_factory: pytest.TempPathFactory) -> Warehouses:
@@ -139,10 +124,10 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
 
     # a re-delivered file replaces the night's rows (fewer activities, one changed, an invoice
     # less); the re-run recomputes what the replaced date fed
-    _edit(w.landing, "crm", third, "activities",
+    edit_export(w.landing, "crm", third, "activities",
           lambda rows: [{**r, "activity_type": "qbr"} if i == 3 else r
                         for i, r in enumerate(rows) if i not in (0, 1, 2)])
-    _edit(w.landing, "billing", third, "invoices", lambda rows: rows[1:])
+    edit_export(w.landing, "billing", third, "invoices", lambda rows: rows[1:])
     _night(w, third)
     _assert_same(w, f"night {third} re-delivered")
     assert _state(w.chain)["staging.stg_crm__activities"]["rebuilt"]
@@ -163,14 +148,14 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     customer = customers[0]
     other = next(c["account_id"] for c in customers if c["account_id"] != customer["account_id"])
     subscription = _read(w.landing, "billing", first, "subscriptions")[-1]
-    _edit(w.landing, "crm", fourth, "activities", lambda rows: [*rows, {
+    edit_export(w.landing, "crm", fourth, "activities", lambda rows: [*rows, {
         **activity, "account_id": moved_to, "updated_at": "2026-10-31T12:00:00Z"}])
-    _edit(w.landing, "billing", fourth, "customers", lambda rows: [*rows, {
+    edit_export(w.landing, "billing", fourth, "customers", lambda rows: [*rows, {
         **customer, "account_id": other, "updated_at": "2026-10-31T12:30:00Z"}])
-    _edit(w.landing, "billing", fourth, "subscriptions", lambda rows: [*rows, {
+    edit_export(w.landing, "billing", fourth, "subscriptions", lambda rows: [*rows, {
         **subscription, "mrr": "1234.00", "status": "active", "canceled_at": "",
         "updated_at": "2026-11-02T06:00:00Z"}])
-    _edit(w.landing, "crm", fourth, "nps_responses", lambda rows: [*rows, {
+    edit_export(w.landing, "crm", fourth, "nps_responses", lambda rows: [*rows, {
         "response_id": "nps_answered_later", "account_id": accounts[0], "contact_id": "",
         "score": "10", "responded_at": "2026-11-02T08:00:00Z", "comment": ""}])
     _night(w, fourth)
