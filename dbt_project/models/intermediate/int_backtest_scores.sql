@@ -10,8 +10,13 @@
 -- rows exported by then count), so a night computes only the dates it has no rows of yet with
 -- today's weights (a new date whose horizon passed, or every date after a change of weights).
 -- After a change of the formula or a window var: dbt run --full-refresh -s int_backtest_scores.
+-- No nested loops (for this model's transaction only): every join here is dates x keys over
+-- whole sets, and PostgreSQL's row estimates of the filtered window results collapse to 1,
+-- so it picked nested loops that rescanned whole subqueries per row (PostgreSQL 16: 135 s
+-- where hash joins take under 1 s for 150 accounts x 3 dates; docs/marts.md, Speed).
 {{ config(
     materialized='incremental',
+    pre_hook='set local enable_nestloop = off',
     incremental_strategy='delete+insert',
     unique_key='evaluation_date',
     indexes=[{'columns': ['evaluation_date']}],
