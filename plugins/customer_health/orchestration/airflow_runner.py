@@ -191,7 +191,11 @@ class _LogWatcher:
 
 @contextlib.contextmanager
 def _captured_output(watcher: _LogWatcher) -> Iterator[None]:
-    """Route this process's stdout and stderr (fd level) through the watcher."""
+    """Route this process's stdout and stderr (fd level) through the watcher.
+
+    The pump stops once the pipe is drained after the run, not at end of file: a helper
+    process that a task started inherits the pipe and may outlive the run (multiprocessing's
+    resource tracker does), and waiting for its end of file held every night 30 s."""
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
@@ -200,11 +204,23 @@ def _captured_output(watcher: _LogWatcher) -> Iterator[None]:
     os.dup2(write_fd, 2)
     os.close(write_fd)
     watcher.console = os.fdopen(os.dup(saved_err), "w", buffering=1, encoding="utf-8")
+    finished = threading.Event()
 
     def pump() -> None:
-        with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
-            for line in stream:
-                watcher.feed(line)
+        pending = b""
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], 0.1)
+            chunk = os.read(read_fd, 65536) if ready else b""
+            if ready and not chunk:
+                break  # end of file: nobody holds the pipe any more
+            if not ready and finished.is_set():
+                break  # drained, and the run has ended
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                watcher.feed(line.decode("utf-8", errors="replace") + "\n")
+        if pending:
+            watcher.feed(pending.decode("utf-8", errors="replace"))
 
     reader = threading.Thread(target=pump, name="airflow-log", daemon=True)
     reader.start()
@@ -217,7 +233,9 @@ def _captured_output(watcher: _LogWatcher) -> Iterator[None]:
         os.dup2(saved_err, 2)
         os.close(saved_out)
         os.close(saved_err)
+        finished.set()
         reader.join(timeout=30)
+        os.close(read_fd)
         watcher.console.close()
 
 
