@@ -31,6 +31,11 @@ from customer_health.modelling import purchase_propensity as bgnbd
 log = logging.getLogger(__name__)
 
 MART = "customer_purchase_propensity"
+#: Fits tried in turn: plain maximum likelihood, then with this L2 penalty on the parameters.
+#: On a few dozen accounts the plain fit often does not converge (the drop-out parameters
+#: a and b run off to infinity when few accounts fell silent); a small penalty keeps them
+#: finite and barely moves a fit that converges anyway.
+PENALIZERS = (0.0, 0.001)
 
 
 @dataclass
@@ -69,8 +74,18 @@ def _not_scored_because(summary: pd.DataFrame, minimum: int) -> str | None:
     return None
 
 
+def _fit(summary: pd.DataFrame):
+    for penalizer in PENALIZERS:
+        try:
+            return bgnbd.fit(summary, penalizer=penalizer), penalizer
+        except ValueError as exc:  # lifetimes' ConvergenceError
+            failure = exc
+    raise failure
+
+
 def _scores(summary: pd.DataFrame) -> tuple[bgnbd.BgNbdParameters, list[tuple]]:
-    fitter = bgnbd.fit(summary)
+    fitter, penalizer = _fit(summary)
+    log.info("BG/NBD fitted on %d accounts with penalizer %s", len(summary), penalizer)
     scored = bgnbd.score(summary, fitter)
     rows = []
     for account_id, s in scored.iterrows():
@@ -96,7 +111,8 @@ def score_night(url: str, as_of_date: date, schema: str) -> PropensityResult:
             try:
                 result.parameters, rows = _scores(summary)
             except (ValueError, ArithmeticError) as exc:  # lifetimes' ConvergenceError too
-                result.not_scored_because = f"the BG/NBD fit failed: {exc}"
+                first_line = str(exc).strip().splitlines()[0]
+                result.not_scored_because = f"the BG/NBD fit failed: {first_line}"
         p = result.parameters
         conn.execute(sql.SQL(
             "update {} set p_alive = null, expected_purchases_90d = null,"
