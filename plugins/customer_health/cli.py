@@ -638,7 +638,7 @@ def report(day: date, no_docs: bool) -> None:
 )
 @click.option(
     "--invoice-only-share",
-    default=0.15,
+    default=0.2,
     show_default=True,
     type=click.FloatRange(0.0, 1.0),
     help="Share of accounts that buy order by order without a subscription (their "

@@ -127,7 +127,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "CHW_PROPENSITY_MIN_ACCOUNTS",
-        "20",
+        "10",
         "the fewest invoice-only accounts (no subscription) on which the nightly BG/NBD fit "
         "runs; with fewer, customer_purchase_propensity gets no rows that night",
     ),
@@ -330,7 +330,7 @@ def backtest_team_min_churned() -> int:
 
 
 def propensity_min_accounts() -> int:
-    return _int("CHW_PROPENSITY_MIN_ACCOUNTS", 20, minimum=2)
+    return _int("CHW_PROPENSITY_MIN_ACCOUNTS", 10, minimum=2)
 
 
 def lapsed_p_alive() -> float:
