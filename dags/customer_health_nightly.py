@@ -6,7 +6,8 @@ it builds (the data interval D 02:00 -> D+1 02:00 ends when the run starts).
 Flow: prepare the warehouse -> wait for both export folders to be complete -> load
 each file (one task per system and entity, so a failure names one file and a retry
 redoes one file) -> the raw quality gate -> dbt build of staging, intermediate and
-marts, the marts written to the shadow schema `marts_shadow` -> the marts quality gate
+marts, the marts written to the shadow schema `marts_shadow` -> P(alive) of the invoice-only
+accounts (BG/NBD, customer_purchase_propensity) beside them -> the marts quality gate
 on the shadow -> swap the shadow in as `marts` (write, audit, publish) -> publish the
 night's reports with their data-quality page and dbt docs -> tell the data engineers.
 Any task's final failure calls `customer_health.orchestration.notify.on_failure`.
@@ -144,6 +145,10 @@ def customer_health_nightly():
         return nightly.prepare_shadow(nightly.as_of_date(logical_date))
 
     @task(execution_timeout=timedelta(minutes=30))
+    def score_purchase_propensity(logical_date=None) -> str:
+        return nightly.score_purchase_propensity(nightly.as_of_date(logical_date))
+
+    @task(execution_timeout=timedelta(minutes=30))
     def validate_marts(logical_date=None, run_id=None) -> dict:
         return nightly.validate_marts(nightly.as_of_date(logical_date), run_id)
 
@@ -164,7 +169,7 @@ def customer_health_nightly():
     for system in SYSTEMS:
         prepared >> wait_for_export(system) >> load_system(system) >> raw_gate
     marts_gate = validate_marts()
-    raw_gate >> prepare_shadow() >> transform >> marts_gate
+    raw_gate >> prepare_shadow() >> transform >> score_purchase_propensity() >> marts_gate
     reports = publish_reports(raw_gate, marts_gate)
     marts_gate >> publish_marts() >> reports
     notify_published(reports)

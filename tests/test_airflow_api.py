@@ -292,14 +292,14 @@ def test_chw_run_drives_a_night_on_the_deployment(deployment: Deployment,
     assert proc.returncode == 0, f"{err[-3000:]}\n{deployment.tail()}"
     assert f"nightly run for {D1} on {deployment.api_url}" in err
     ui = f"{deployment.api_url}/dags/{DAG_ID}/runs/"
-    assert f"nightly run for {D1}: success (19 tasks); {ui}" in err
+    assert f"nightly run for {D1}: success (20 tasks); {ui}" in err
     for task in ("prepare_warehouse", "load_crm.load_activities", "validate_raw", "dbt_build",
                  "publish_marts", "publish_reports"):
         assert f"  {task}: success" in err, err  # progress names each task and its state
     run = deployment.run_of(D1)  # the run the CLI followed is the deployment's run of D1
     assert run["dag_run_id"] == _printed_run_id(err) and run["state"] == "success"
     tis = deployment.task_instances(run["dag_run_id"])
-    assert len(tis) == 19 and {ti["state"] for ti in tis.values()} == {"success"}
+    assert len(tis) == 20 and {ti["state"] for ti in tis.values()} == {"success"}
     # the deployment's tasks did the work: its warehouse and its reports, not the CLI's
     assert _as_of_dates(deployment.warehouse_url)[:1] == [D1]
     assert (deployment.reports_dir / D1.isoformat() / "index.html").is_file()
@@ -313,7 +313,7 @@ def test_chw_backfill_drives_each_night_on_the_deployment(deployment: Deployment
     err = proc.stderr
     assert proc.returncode == 0, f"{err[-3000:]}\n{deployment.tail()}"
     for night in (D2, D3):
-        assert f"nightly run for {night}: success (19 tasks)" in err
+        assert f"nightly run for {night}: success (20 tasks)" in err
         assert deployment.run_of(night)["state"] == "success"
     assert f"backfill {D2}..{D3}: 2 nights succeeded" in err
     assert _as_of_dates(deployment.warehouse_url) == [D1, D2, D3]
@@ -334,7 +334,7 @@ def test_chw_run_of_a_finished_night_clears_and_reruns_it(deployment: Deployment
                        deployment, tmp_path)
     err = proc.stderr
     assert proc.returncode == 0, f"{err[-3000:]}\n{deployment.tail()}"
-    assert f"nightly run for {D1}: success (19 tasks)" in err
+    assert f"nightly run for {D1}: success (20 tasks)" in err
     after = deployment.run_of(D1)
     # the same run, cleared and run again (not a second run of the night)
     assert after["dag_run_id"] == before["dag_run_id"] == _printed_run_id(err)

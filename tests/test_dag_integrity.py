@@ -54,7 +54,8 @@ def test_nightly_dag_shape(dagbag) -> None:
     assert {f"load_{e.system}.load_{e.name}" for e in ENTITIES} <= upstream("validate_raw")
     assert upstream("prepare_shadow") == {"validate_raw"}
     assert upstream("dbt_build") == {"prepare_shadow"}
-    assert upstream("validate_marts") == {"dbt_build"}
+    assert upstream("score_purchase_propensity") == {"dbt_build"}
+    assert upstream("validate_marts") == {"score_purchase_propensity"}
     assert upstream("publish_marts") == {"validate_marts"}
     assert upstream("publish_reports") == {"validate_raw", "validate_marts", "publish_marts"}
     assert upstream("notify_published") == {"publish_reports"}
@@ -82,8 +83,9 @@ def test_local_mode_renders_a_task_per_model_through_cosmos(monkeypatch) -> None
         assert f"transform.{model}.run" in ids, sorted(ids)
     health = dag.task_dict["transform.customer_health.run"]
     assert "validate_raw" in {t.task_id for t in health.get_flat_relatives(upstream=True)}
-    gate_upstream = dag.task_dict["validate_marts"].upstream_task_ids
-    assert any(t.startswith("transform.") for t in gate_upstream)
+    assert dag.task_dict["validate_marts"].upstream_task_ids == {"score_purchase_propensity"}
+    scoring_upstream = dag.task_dict["score_purchase_propensity"].upstream_task_ids
+    assert any(t.startswith("transform.") for t in scoring_upstream)
     assert health.vars["marts_schema"] == "marts_shadow"
 
 

@@ -87,7 +87,7 @@ def _tries(history: History, day: date, task_id: str) -> int:
 
 
 def test_good_nights_publish_marts_reports_and_docs(history: History) -> None:
-    assert "nightly run for 2026-11-02: success (19 tasks)" in history.outputs[D2]
+    assert "nightly run for 2026-11-02: success (20 tasks)" in history.outputs[D2]
     assert "load_crm.load_activities" in history.outputs[D2]  # progress names the tasks
     logs = list((history.home / "logs" / "runs").glob("customer_health_nightly_2026-11-02_*"))
     assert len(logs) == 1 and "starting task_id=publish_marts" in logs[0].read_text()

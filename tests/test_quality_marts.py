@@ -14,6 +14,9 @@ from customer_health.contract import entity
 from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 from customer_health.quality import QualityGateFailed, build_data_docs, validate_marts
 
+#: the committed GX context of this checkout
+CHECKOUT_EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
+
 DAY = date(2026, 11, 3)
 
 MART_DDL = """
@@ -76,6 +79,16 @@ create table {s}.health_score_backtest (evaluation_date date, segment text, hori
 insert into {s}.health_score_backtest values
     ('2026-07-01', 'all', 90, 2, 1, 0.5, 1, 0, 0, 0, 0, null, 1, 1, 1, 1, 1, 1, 0.2, 1,
      1, 0.5, null, 1);
+create table {s}.customer_purchase_propensity (as_of_date date, account_id text,
+    account_team text, first_purchase_on date, last_purchase_on date,
+    days_since_last_purchase int, repeat_purchases int, recency_days int, age_days int,
+    p_alive float8, expected_purchases_90d float8, fitted_accounts int, model_r float8,
+    model_alpha float8, model_a float8, model_b float8);
+insert into {s}.customer_purchase_propensity values
+    ('2026-11-03', 'B1', 'emea', '2026-01-10', '2026-10-30', 4, 6, 293, 297, 0.93, 1.8, 2,
+     0.5, 20, 0.8, 2.4),
+    ('2026-11-03', 'B2', 'emea', '2026-02-01', '2026-04-01', 216, 2, 59, 275, 0.12, 0.1, 2,
+     0.5, 20, 0.8, 2.4);
 """
 
 ACCOUNTS = """
@@ -147,7 +160,8 @@ def test_good_marts_pass_and_are_stored(gx_root: Path, marts_url: str) -> None:
     assert {r[0] for r in rows} == {f"marts.{t}" for t in (
         "customer_health", "customer_inactivity", "revenue_movements", "revenue_retention",
         "customer_lifetime_value", "nps_monthly", "account_team_summary",
-        "health_score_backtest_accounts", "health_score_backtest")}
+        "health_score_backtest_accounts", "health_score_backtest",
+        "customer_purchase_propensity")}
     by_name = {(r[0], r[1]): r for r in rows}
     count = by_name[("marts.customer_health", "row_count_matches_accounts")]
     assert count[3] is True and count[4] == "4"  # A3 is deleted; only 2026-11-03's rows
@@ -217,4 +231,5 @@ def test_the_committed_context_needed_no_change(gx_root: Path, marts_url: str) -
     """Validations add nothing to the committed context: suites.py and expectations/gx/
     agree (after changing suites.py, run a validation and commit what it rewrote)."""
     validate_marts(marts_url, "marts_staging", DAY, "run-marts-sync")
-    assert _committed(gx_root / "expectations") == _committed(settings.expectations_dir())
+    # the checkout's own files (settings.expectations_dir() is gx_root's copy here)
+    assert _committed(gx_root / "expectations") == _committed(CHECKOUT_EXPECTATIONS)

@@ -12,13 +12,15 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from customer_health import settings
 from customer_health.contract import ENTITIES
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
 from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 from customer_health.quality import QualityGateFailed, validate_raw
 from customer_health.quality.config import VolumeRule, load_config
+
+#: the committed GX context of this checkout
+CHECKOUT_EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 
 START = date(2026, 11, 1)
 NIGHTS = 3
@@ -223,4 +225,5 @@ def test_the_committed_context_needed_no_change(gx_root: Path,
                 if p.is_file()
                 and p.relative_to(gx_dir).parts[0] not in ("uncommitted", "plugins")}
 
-    assert committed(gx_root / "expectations") == committed(settings.expectations_dir())
+    # the checkout's own files (settings.expectations_dir() is gx_root's copy here)
+    assert committed(gx_root / "expectations") == committed(CHECKOUT_EXPECTATIONS)

@@ -322,3 +322,30 @@ def test_trend_from_customer_health_when_there_is_no_summary(
     result = publish_reports(url, AS_OF, tmp_path, schema="other_marts")
     page = result.team("south").html_path.read_text()
     assert "Average health over 20 nights" in page
+
+
+def test_invoice_only_accounts_with_a_low_p_alive_are_listed_as_probably_lapsed(
+        fresh_database_factory: Callable[[], str], tmp_path: Path) -> None:
+    """Beside the connect list: the invoice-only accounts whose P(alive) is under
+    CHW_LAPSED_P_ALIVE (0.3), least alive first; an alive one and an unscored one are not."""
+    url = fresh_database_factory()
+    fill_marts(url)
+    lapsed, very_lapsed, alive, unscored = accounts_of("north")[:4]
+    with psycopg.connect(url) as conn:
+        conn.execute("create table marts.customer_purchase_propensity (as_of_date date,"
+                     " account_id text, account_team text, last_purchase_on date,"
+                     " days_since_last_purchase int, p_alive float8,"
+                     " expected_purchases_90d float8)")
+        for acct, days, p_alive in ((lapsed, 143, 0.18), (very_lapsed, 310, 0.04),
+                                    (alive, 12, 0.91), (unscored, 40, None)):
+            conn.execute("insert into marts.customer_purchase_propensity values"
+                         " (%s, %s, 'north', %s, %s, %s, %s)",
+                         (AS_OF, acct.account_id, AS_OF - timedelta(days=days), days,
+                          p_alive, None if p_alive is None else 2 * p_alive))
+    result = publish_reports(url, AS_OF, tmp_path / "reports", quality=QUALITY)
+    section = _section(result.team("north").html_path.read_text(), "Probably lapsed")
+    assert "probably lapsed: last order 143 days ago, P(alive) 0.18" in section
+    assert section.index(very_lapsed.account_id) < section.index(lapsed.account_id)
+    assert alive.account_id not in section and unscored.account_id not in section
+    assert '<span class="count">2</span>' in section
+    assert "Probably lapsed" not in result.team("south").html_path.read_text()

@@ -108,8 +108,17 @@ main.epilog = environment_help()
     help="Write the billing files as this exporter does: contract, stripe or a declaration "
     "file (default: CHW_BILLING_FORMAT, else contract).",
 )
+@click.option(
+    "--invoice-only-share",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of accounts that buy order by order without a subscription (their "
+    "P(alive) comes from the BG/NBD model: mart customer_purchase_propensity).",
+)
 def generate(out: Path, accounts: int, start: date, days: int, seed: int,
-             crm_format: str | None, billing_format: str | None) -> None:
+             crm_format: str | None, billing_format: str | None,
+             invoice_only_share: float) -> None:
     """Write simulated CRM and billing exports (the contract's files, or an exporter's)."""
     from customer_health.generate import generate_landing
 
@@ -122,6 +131,7 @@ def generate(out: Path, accounts: int, start: date, days: int, seed: int,
         days=days,
         seed=seed,
         progress=lambda done, _total: bar.update(done),
+        invoice_only_share=invoice_only_share,
         **formats,
     )
     click.echo(
@@ -626,7 +636,16 @@ def report(day: date, no_docs: bool) -> None:
     type=int,
     help="Random seed of the simulated exports: the same seed, the same accounts and story.",
 )
-def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed: int) -> None:
+@click.option(
+    "--invoice-only-share",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of accounts that buy order by order without a subscription (their "
+    "P(alive) comes from the BG/NBD model: mart customer_purchase_propensity).",
+)
+def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed: int,
+         invoice_only_share: float) -> None:
     """Generate a landing area under CHW_HOME, build the marts of its earlier nights and
     run its last few nights through the nightly DAG: reports as a team sees them after
     weeks of use."""
@@ -648,6 +667,7 @@ def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed:
         days=history_days,
         seed=seed,
         progress=lambda done, _total: bar.update(done),
+        invoice_only_share=invoice_only_share,
         **_generate_formats(None, None),  # the formats the nights will read
     )
     first_night = max(start, end - timedelta(days=nights - 1))

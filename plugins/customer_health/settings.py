@@ -126,6 +126,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "least this many of its accounts churned after the latest evaluation date",
     ),
     EnvVar(
+        "CHW_PROPENSITY_MIN_ACCOUNTS",
+        "10",
+        "the fewest invoice-only accounts (no subscription) on which the nightly BG/NBD fit "
+        "runs; with fewer, customer_purchase_propensity gets no rows that night",
+    ),
+    EnvVar(
+        "CHW_LAPSED_P_ALIVE",
+        "0.3",
+        "a team page lists an invoice-only account as 'probably lapsed' when its P(alive) "
+        "is below this",
+    ),
+    EnvVar(
         "CHW_REPORT_RECIPIENTS",
         "",
         "YAML file mapping each account team to the addresses that receive its report "
@@ -315,6 +327,23 @@ def retry_delay_seconds() -> int:
 
 def backtest_team_min_churned() -> int:
     return _int("CHW_BACKTEST_TEAM_MIN_CHURNED", 10, minimum=1)
+
+
+def propensity_min_accounts() -> int:
+    return _int("CHW_PROPENSITY_MIN_ACCOUNTS", 10, minimum=2)
+
+
+def lapsed_p_alive() -> float:
+    raw = _env("CHW_LAPSED_P_ALIVE")
+    if raw is None:
+        return 0.3
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"CHW_LAPSED_P_ALIVE={raw!r} is not a number") from exc
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"CHW_LAPSED_P_ALIVE={raw!r} must be between 0 and 1")
+    return value
 
 
 def export_wait_timeout_seconds() -> int:

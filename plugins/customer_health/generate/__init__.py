@@ -75,8 +75,14 @@ def generate_landing(out: str | Path, *, accounts: int, start: datetime.date, da
                      seed: int, progress: Callable[[int, int], None] | None = None,
                      history_days: int = 730, overwrite: bool = False,
                      crm_format: str = "contract",
-                     billing_format: str = "contract") -> GenerateSummary:
+                     billing_format: str = "contract",
+                     invoice_only_share: float = 0.0) -> GenerateSummary:
     """Writes `days` export dates (the first one full, then nightly deltas) under `out`.
+
+    `invoice_only_share`: the share of accounts that buy order by order with no
+    subscription (each order invoiced and paid by card at once; orders come at a rate and
+    stop for good with a chance after each order, both driven by the hidden health: the
+    buy-till-you-die story that BG/NBD models). 0 leaves every other draw as it was.
 
     `crm_format` / `billing_format`: `contract`, or an exporter format (a shipped one's
     name or a declaration file's path, as CHW_CRM_FORMAT takes) in whose files the same
@@ -87,7 +93,7 @@ def generate_landing(out: str | Path, *, accounts: int, start: datetime.date, da
     (which removes those two folders first).
     """
     sim = Simulator(accounts=accounts, start=start, days=days, seed=seed,
-                    history_days=history_days)
+                    history_days=history_days, invoice_only_share=invoice_only_share)
     chosen = {"crm": crm_format, "billing": billing_format}
     if all(name == "contract" for name in chosen.values()):
         return sim.run(out, progress=progress, overwrite=overwrite)

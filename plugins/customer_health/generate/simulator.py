@@ -64,6 +64,13 @@ SEATS_MEDIAN = (350, 40, 6)
 YEARLY_P = (0.7, 0.4, 0.15)
 TRIAL_P = (0.0, 0.25, 0.35)
 YEARLY_DISCOUNT = 85  # percent of the monthly price
+# invoice-only accounts (order by order, no subscription): an order's typical amount, orders
+# per 30 days (base + health * p) and the chance to drop out after an order (base + ill *
+# (1 - p)^2); their CRM engagement while they buy
+ORDER_USD_CENTS = 40000
+ORDER_RATE_BASE, ORDER_RATE_HEALTH = 0.3, 2.2
+ORDER_DROPOUT_BASE, ORDER_DROPOUT_ILL = 0.02, 0.35
+ORDER_ENGAGEMENT = 0.4
 
 STATUSES = ("trialing", "active", "past_due", "canceled", "unpaid")
 TRIALING, ACTIVE, PAST_DUE, CANCELED, UNPAID = range(5)
@@ -128,9 +135,12 @@ class Simulator:
     """Simulates `accounts` accounts from `start - history_days` to the last export."""
 
     def __init__(self, *, accounts: int, start: date, days: int, seed: int,
-                 history_days: int = 730) -> None:
+                 history_days: int = 730, invoice_only_share: float = 0.0) -> None:
         if accounts < 1 or days < 1 or history_days < 0:
             raise ValueError("accounts and days must be >= 1, history_days >= 0")
+        if not 0.0 <= invoice_only_share <= 1.0:
+            raise ValueError("invoice_only_share must be between 0 and 1")
+        self.invoice_only_share = invoice_only_share
         self.N, self.days, self.seed = accounts, days, seed
         self.start = start
         self.S = history_days  # simulation day of the first export
@@ -235,6 +245,11 @@ class Simulator:
         self.started_t = [0] * N
         self.canceled_t = [0] * N
         self.term_date = [0] * N
+        # accounts that buy order by order, without a subscription (a stream of draws of
+        # their own: with a share of 0 the other accounts' history is unchanged)
+        pick = random.Random(f"chw-generate:{self.seed}:invoice-only")
+        self.invoice_only = [pick.random() < self.invoice_only_share for _ in range(N)]
+        self.buying = [False] * N
 
     # ----- the loop -----------------------------------------------------------------------
     def run(self, out: str | Path, progress: Callable[[int, int], None] | None = None,
@@ -457,6 +472,11 @@ class Simulator:
         tc = t + 600 + r.randrange(600)
         self.cus_t[a] = tc
         self._customer_row(a, tc)
+        if self.invoice_only[a]:
+            self.card[a] = True
+            self.buying[a], self.eng[a] = True, ORDER_ENGAGEMENT
+            self._order(tc + 60 + r.randrange(600), a)
+            return
         self._start_subscription(a, tc + 60 + r.randrange(600), first=True)
         self.eng[a] = 1.0
 
@@ -680,6 +700,31 @@ class Simulator:
         t = self._sub_row(a, t)
         if not trial:
             self._invoice(a, t + 60)
+
+    def _order(self, t: int, a: int) -> None:
+        """An invoice-only account's order: invoiced and paid by card at once; then, by its
+        hidden health, it drops out for good (BG/NBD's story: silence, never a cancellation)
+        or orders again after an exponential gap."""
+        if not self.buying[a]:
+            return
+        r = self.rnd
+        p = self._p(a)
+        amount = int(round(ORDER_USD_CENTS * FX[self.currency[a]] / 100.0
+                           * math.exp(r.gauss(0, 0.5)))) * 100
+        iid = f"in_{self._next('inv'):09d}"
+        inv = (iid, a, "", amount, t, t)
+        self._inv_row(inv, t, t, "open", t, 0, 0)
+        paid_t = t + r.randrange(60, 3600)
+        fmt, cur = self._fmt(a), CURRENCIES[self.currency[a]]
+        self._emit(PAY, paid_t, [f"py_{self._next('pay'):09d}", iid, f"cus_{a:07d}",
+                                 _money(amount), cur, "succeeded", fmt(paid_t), "",
+                                 fmt(paid_t)])
+        self._inv_row(inv, t, t, "paid", paid_t + 1, amount, paid_t)
+        if r.random() < ORDER_DROPOUT_BASE + ORDER_DROPOUT_ILL * (1.0 - p) ** 2:
+            self.buying[a], self.eng[a] = False, 0.04
+            return
+        gap_days = r.expovariate((ORDER_RATE_BASE + ORDER_RATE_HEALTH * p) / 30.0)
+        self._at(paid_t + DAY + int(gap_days * DAY), self._order, a)
 
     def _cancel(self, a: int, t: int) -> None:
         self.status[a] = CANCELED

@@ -118,6 +118,15 @@ def prepare_shadow(day: date) -> str:
     return result.describe()
 
 
+def score_purchase_propensity(day: date, schema: str | None = None) -> str:
+    """P(alive) of the invoice-only accounts (BG/NBD), written into the shadow beside the
+    night's dbt marts, before the marts gate checks them all."""
+    from customer_health.modelling import propensity_mart
+    from customer_health.publishing import wap
+
+    return propensity_mart.score_night(warehouse_url(), day, schema or wap.SHADOW).describe()
+
+
 @fails_at_once
 def validate_marts(day: date, run_id: str, schema: str | None = None) -> dict:
     """The marts gate, on the shadow schema the night was built in."""

@@ -276,6 +276,31 @@ def _health_score_backtest() -> tuple[Expectation, ...]:
     )
 
 
+def _customer_purchase_propensity() -> tuple[Expectation, ...]:
+    scores = ("p_alive", "expected_purchases_90d", "fitted_accounts", "model_r",
+              "model_alpha", "model_a", "model_b")
+    return (
+        _unique("account_id"),
+        _not_null("account_id"),
+        _between("p_alive", 0, 1),
+        _between("expected_purchases_90d", 0, None),
+        _between("repeat_purchases", 0, None),
+        _between("days_since_last_purchase", 0, None),
+        _rows("scored_whole_or_not_at_all",
+              "a night's accounts all have their scores and parameters, or none has",
+              "select account_id from {batch} where"  # noqa: S608 (constants)
+              f" ({' is null or '.join(scores)} is null)"
+              f" and not ({' is null and '.join(scores)} is null)"
+              " or exists (select 1 from {batch} where p_alive is null)"
+              " and exists (select 1 from {batch} where p_alive is not null)"
+              " or (select count(distinct fitted_accounts) from {batch}) > 1"),
+        _rows("purchases_in_order", "first purchase <= last purchase <= as_of_date",
+              "select account_id from {batch}"
+              " where first_purchase_on > last_purchase_on or last_purchase_on > as_of_date"),
+        _no_personal_data("customer_purchase_propensity"),
+    )
+
+
 #: mart table -> its expectations
 MARTS = {
     "customer_health": _customer_health,
@@ -287,6 +312,7 @@ MARTS = {
     "account_team_summary": _account_team_summary,
     "health_score_backtest_accounts": _health_score_backtest_accounts,
     "health_score_backtest": _health_score_backtest,
+    "customer_purchase_propensity": _customer_purchase_propensity,
 }
 
 

@@ -196,4 +196,29 @@ def load_night(url: str, as_of_date: date, schema: str = "marts") -> NightData:
             for team, kept, starting in conn.execute(sql.SQL(query).format(s=s), params):
                 target[team] = _ratio(kept, starting)
         night.backtest, night.backtest_by_team = load_backtest(conn, schema, list(by_team))
+        if {"as_of_date", "account_id", "p_alive"} <= tables.get(
+                "customer_purchase_propensity", set()):
+            _add_purchase_propensity(conn, s, params, rows)
     return night
+
+
+# P(alive) of the invoice-only accounts (BG/NBD), scored tonight
+_PROPENSITY = """
+select account_id, last_purchase_on, days_since_last_purchase, p_alive::float8 as p_alive,
+       expected_purchases_90d::float8 as expected_purchases_90d
+from {s}.customer_purchase_propensity
+where as_of_date = %(d)s and p_alive is not null
+"""
+
+
+def _add_purchase_propensity(conn: psycopg.Connection, s: sql.Identifier,
+                             params: dict, rows: list[Row]) -> None:
+    """Give each account row its P(alive) figures (None for accounts with a subscription)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL(_PROPENSITY).format(s=s), params)
+        by_account = {r["account_id"]: r for r in cur.fetchall()}
+    for row in rows:
+        found = by_account.get(row["account_id"], {})
+        for key in ("last_purchase_on", "days_since_last_purchase", "p_alive",
+                    "expected_purchases_90d"):
+            row[key] = found.get(key)

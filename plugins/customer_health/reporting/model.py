@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from customer_health import settings
 from customer_health.reporting.data import COMPONENTS, Row
 from customer_health.reporting.glossary import (
     COMPONENT_COUNT,
@@ -65,6 +66,9 @@ class TeamView:
     detractors: Listing
     win_back: Listing
     portfolio: list[Row] = field(default_factory=list)
+    #: invoice-only accounts whose P(alive) is below CHW_LAPSED_P_ALIVE, least alive first
+    lapsed: Listing = field(default_factory=lambda: Listing([]))
+    lapsed_below: float = 0.3
     #: the team's own back-test (reporting.backtest), when enough of its accounts churned
     backtest: Any = None
 
@@ -123,8 +127,13 @@ def _sort_key_score(row: Row) -> tuple[Any, ...]:
 
 
 def team_view(team: str, rows: list[Row], as_of_date: date, trend: list[tuple[date, float]],
-              nrr: float | None, nrr_12m: float | None, nps_90d: float | None) -> TeamView:
-    """Everything a team page shows, from that team's rows only."""
+              nrr: float | None, nrr_12m: float | None, nps_90d: float | None,
+              lapsed_below: float | None = None) -> TeamView:
+    """Everything a team page shows, from that team's rows only. `lapsed_below`: the
+    P(alive) under which an invoice-only account is "probably lapsed" (default:
+    CHW_LAPSED_P_ALIVE)."""
+    if lapsed_below is None:
+        lapsed_below = settings.lapsed_p_alive()
     if any(r["account_team"] != team for r in rows):
         raise ValueError(f"rows of another team passed to the page of team {team!r}")
     mrr = sum(r["mrr"] or 0 for r in rows)
@@ -160,6 +169,9 @@ def team_view(team: str, rows: list[Row], as_of_date: date, trend: list[tuple[da
     )
     win_back = sorted((r for r in rows if r["win_back_candidate"]),
                       key=lambda r: -(r["lifetime_revenue"] or 0))
+    lapsed = sorted((r for r in rows if r.get("p_alive") is not None
+                     and r["p_alive"] < lapsed_below),
+                    key=lambda r: (r["p_alive"], -(r.get("days_since_last_purchase") or 0)))
 
     headline = Headline(
         accounts=len(rows),
@@ -189,4 +201,6 @@ def team_view(team: str, rows: list[Row], as_of_date: date, trend: list[tuple[da
         detractors=_cut(detractors),
         win_back=_cut(win_back),
         portfolio=sorted(rows, key=_sort_key_score),
+        lapsed=_cut(lapsed),
+        lapsed_below=lapsed_below,
     )
