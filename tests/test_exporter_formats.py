@@ -50,7 +50,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory,
         for fmt in FORMATS:
             landing = tmp_path_factory.mktemp(f"landing_{fmt}")
             generate_landing(landing, accounts=24, start=START, days=DAYS, seed=11,
-                             history_days=200, crm_format=fmt)
+                             history_days=200, crm_format=fmt, invoice_only_share=0.25)
             mp.setenv("CHW_CRM_FORMAT", fmt)
             url = urls[fmt] = fresh_database_factory()
             for day in (START + timedelta(days=i) for i in range(DAYS)):
