@@ -67,6 +67,17 @@ main.epilog = environment_help()
 # --- sample data ---------------------------------------------------------------------------
 
 
+def _invoice_only_share_option(default: float):
+    return click.option(
+        "--invoice-only-share",
+        default=default,
+        show_default=True,
+        type=click.FloatRange(0.0, 1.0),
+        help="Share of accounts that buy order by order without a subscription (their "
+        "P(alive) comes from the BG/NBD model: mart customer_purchase_propensity).",
+    )
+
+
 @main.command()
 @click.option(
     "--out",
@@ -108,14 +119,7 @@ main.epilog = environment_help()
     help="Write the billing files as this exporter does: contract, stripe or a declaration "
     "file (default: CHW_BILLING_FORMAT, else contract).",
 )
-@click.option(
-    "--invoice-only-share",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Share of accounts that buy order by order without a subscription (their "
-    "P(alive) comes from the BG/NBD model: mart customer_purchase_propensity).",
-)
+@_invoice_only_share_option(default=0.0)
 def generate(out: Path, accounts: int, start: date, days: int, seed: int,
              crm_format: str | None, billing_format: str | None,
              invoice_only_share: float) -> None:
@@ -636,14 +640,7 @@ def report(day: date, no_docs: bool) -> None:
     type=int,
     help="Random seed of the simulated exports: the same seed, the same accounts and story.",
 )
-@click.option(
-    "--invoice-only-share",
-    default=0.2,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Share of accounts that buy order by order without a subscription (their "
-    "P(alive) comes from the BG/NBD model: mart customer_purchase_propensity).",
-)
+@_invoice_only_share_option(default=0.2)
 def demo(accounts: int, history_days: int, built_nights: int, nights: int, seed: int,
          invoice_only_share: float) -> None:
     """Generate a landing area under CHW_HOME, build the marts of its earlier nights and

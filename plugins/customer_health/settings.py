@@ -255,15 +255,22 @@ def reporting_currency() -> str:
     return (_env("CHW_REPORTING_CURRENCY") or "USD").upper()
 
 
-def quarantine_threshold() -> float:
-    raw = _env("CHW_QUARANTINE_THRESHOLD") or "0.01"
+def _share(name: str, default: float) -> float:
+    """A number from 0 to 1 (a share or a probability) from the environment."""
+    raw = _env(name)
+    if raw is None:
+        return default
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} is not a number") from exc
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
     if not 0 <= value <= 1:
-        raise ValueError(f"CHW_QUARANTINE_THRESHOLD={raw!r} must lie between 0 and 1")
+        raise ValueError(f"{name}={raw!r} must lie between 0 and 1")
     return value
+
+
+def quarantine_threshold() -> float:
+    return _share("CHW_QUARANTINE_THRESHOLD", 0.01)
 
 
 def quality_volume_tolerance() -> float | None:
@@ -334,16 +341,7 @@ def propensity_min_accounts() -> int:
 
 
 def lapsed_p_alive() -> float:
-    raw = _env("CHW_LAPSED_P_ALIVE")
-    if raw is None:
-        return 0.3
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"CHW_LAPSED_P_ALIVE={raw!r} is not a number") from exc
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"CHW_LAPSED_P_ALIVE={raw!r} must be between 0 and 1")
-    return value
+    return _share("CHW_LAPSED_P_ALIVE", 0.3)
 
 
 def export_wait_timeout_seconds() -> int:
