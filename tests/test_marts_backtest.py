@@ -230,3 +230,41 @@ def _raw_row(url: str, table: str, key: str, value: str) -> dict[str, str]:
         else:
             out[name] = str(v)
     return out
+
+
+def _backtest_rows(url: str) -> dict[tuple[date, int, str], tuple]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select evaluation_date, horizon_days, account_id, health_score,"
+            " churned_within_horizon from marts.health_score_backtest_accounts").fetchall()
+    return {(r[0], r[1], r[2]): r[3:] for r in rows}
+
+
+def test_several_horizons_each_get_the_rows_one_horizon_alone_gets(history: History) -> None:
+    """var backtest_horizon_days "30,90": the 90-day rows equal those of a 90-day run alone,
+    the 30-day rows carry the same scores, and an account churned within 30 days churned
+    within 90 too."""
+    dates = ",".join(d.isoformat() for d in (date(2026, 3, 1), date(2026, 5, 1),
+                                             date(2026, 7, 1)))
+
+    def run(horizons: str) -> None:
+        transform.run_dbt(BACKTEST, history.url, NIGHTS[-1], extra_vars={
+            "backtest_evaluation_dates": dates, "backtest_horizon_days": horizons})
+
+    run("90")
+    alone = _backtest_rows(history.url)
+    run("30, 90")
+    both = _backtest_rows(history.url)
+    assert {k: v for k, v in both.items() if k[1] == 90} == alone
+    short = {(d, a): v for (d, h, a), v in both.items() if h == 30}
+    long = {(d, a): v for (d, h, a), v in both.items() if h == 90}
+    assert short.keys() == long.keys() and len(short) > 150
+    assert all(short[k][0] == long[k][0] for k in short)  # one score, several outcomes
+    assert all(long[k][1] for k in short if short[k][1])
+    assert sum(v[1] for v in long.values()) > sum(v[1] for v in short.values()) > 0
+    with psycopg.connect(history.url) as conn:
+        per_horizon = dict(conn.execute(
+            "select horizon_days, sum(accounts_churned) from marts.health_score_backtest"
+            " where segment = 'all' group by 1").fetchall())
+    assert per_horizon == {h: sum(v[1] for v in rows.values())
+                           for h, rows in ((30, short), (90, long))}

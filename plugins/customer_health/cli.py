@@ -539,7 +539,10 @@ def weights() -> None:
               show_default=True, help="Share of the latest evaluation dates held out.")
 @click.option("--c", "c", type=click.FloatRange(min=1e-6), default=1.0, show_default=True,
               help="Inverse strength of the L2 regularisation (scikit-learn's C).")
-def weights_fit(out: Path | None, test_share: float, c: float) -> None:
+@click.option("--horizon-days", type=click.IntRange(0), default=None,
+              help="The back-test horizon to learn from (default: the longest in the mart).")
+def weights_fit(out: Path | None, test_share: float, c: float,
+                horizon_days: int | None) -> None:
     """Fit candidate weights per segment from the back-test (marts.health_score_backtest_
     accounts): logistic regression on the earlier evaluation dates, current vs candidate AUC
     on the later ones. Writes a candidate file; never changes the weights in use (adopt one
@@ -561,7 +564,7 @@ def weights_fit(out: Path | None, test_share: float, c: float) -> None:
     current = read_weights(seed)
     with warehouse_session() as url:
         try:
-            rows = load_rows(url)
+            rows = load_rows(url, horizon_days=horizon_days)
             result = fit_weights(rows, current, dbt_facts.segments(), test_share, c)
         except (ValueError, psycopg.Error) as exc:
             raise click.ClickException(str(exc)) from None

@@ -1,7 +1,8 @@
 -- The back-test's evaluation dates: var backtest_evaluation_dates (a list, or a comma-separated
 -- string from the command line), or (null) the first of each
 -- month from the first month after the history starts (the earliest subscription version's
--- updated_at); only dates whose backtest_horizon_days have passed by as_of_date.
+-- updated_at); one row per date and horizon (macro backtest_horizons) that has passed by
+-- as_of_date.
 {%- set explicit = var('backtest_evaluation_dates', none) %}
 {%- if explicit is string %}
 {%- set explicit = explicit.split(',') | map('trim') | reject('equalto', '') | list %}
@@ -29,6 +30,7 @@ with candidates as (
         ) as m
     {%- endif %}
 )
-select distinct evaluation_date, {{ var('backtest_horizon_days') }} as horizon_days
-from candidates
-where evaluation_date + {{ var('backtest_horizon_days') }} <= {{ as_of_date() }}
+select distinct c.evaluation_date, h.horizon_days
+from candidates as c
+cross join unnest(array[{{ backtest_horizons() | join(', ') }}]) as h (horizon_days)
+where c.evaluation_date + h.horizon_days <= {{ as_of_date() }}

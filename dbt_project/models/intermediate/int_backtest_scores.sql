@@ -23,7 +23,7 @@
 ) }}
 {%- set e = 'd.evaluation_date' %}
 {%- set todo_dates -%}
-    select b.evaluation_date from {{ ref('int_backtest_dates') }} as b
+    select distinct b.evaluation_date from {{ ref('int_backtest_dates') }} as b
     {%- if is_incremental() %}
     where not exists (
         select 1 from {{ this }} as t

@@ -90,15 +90,20 @@ class Rows:
     churned: np.ndarray  # bool
 
 
-def load_rows(url: str, schema: str = "marts") -> Rows:
+def load_rows(url: str, schema: str = "marts", horizon_days: int | None = None) -> Rows:
+    """The back-test rows of one horizon: `horizon_days`, or the longest the mart holds
+    (the most churn to learn from)."""
+    table = sql.Identifier(schema, "health_score_backtest_accounts")
     query = sql.SQL(
         "select evaluation_date, segment, {cols}, churned_within_horizon"
-        " from {t} where health_score is not null order by evaluation_date, account_id"
+        " from {t} where health_score is not null"
+        " and horizon_days = coalesce(%s, (select max(horizon_days) from {t}))"
+        " order by evaluation_date, account_id"
     ).format(cols=sql.SQL(", ").join(sql.SQL(f"{c}_score::float8") for c in COMPONENTS),
-             t=sql.Identifier(schema, "health_score_backtest_accounts"))
+             t=table)
     with psycopg.connect(url) as conn:
         conn.read_only = True
-        rows = conn.execute(query).fetchall()
+        rows = conn.execute(query, (horizon_days,)).fetchall()
     if not rows:
         raise ValueError("marts.health_score_backtest_accounts holds no row: no evaluation"
                          " date has passed its horizon yet")

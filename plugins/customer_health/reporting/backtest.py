@@ -86,7 +86,7 @@ def _day(d: date) -> str:
 _ACCOUNTS = """
 select health_band, health_score::float8, churned_within_horizon
 from {s}.health_score_backtest_accounts
-where evaluation_date = %(e)s and health_score is not null {team}
+where evaluation_date = %(e)s and horizon_days = %(h)s and health_score is not null {team}
 """
 
 
@@ -140,11 +140,12 @@ def load_backtest(conn: psycopg.Connection, schema: str, teams: list[str]
     minimum = settings.backtest_team_min_churned()
     latest = conn.execute(sql.SQL(
         "select evaluation_date, horizon_days, auc::float8, auc_ci_low::float8,"
-        " auc_ci_high::float8, count(*) over (),"
-        " (sum(auc * accounts_churned) over () / nullif(sum(accounts_churned)"
-        "  filter (where auc is not null) over (), 0))::float8,"
-        " sum(accounts_churned) over ()"
+        " auc_ci_high::float8, count(*) over h,"
+        " (sum(auc * accounts_churned) over h / nullif(sum(accounts_churned)"
+        "  filter (where auc is not null) over h, 0))::float8,"
+        " sum(accounts_churned) over h"
         " from {s}.health_score_backtest where segment = 'all'"
+        " window h as (partition by horizon_days)"
         # the latest date on which enough accounts churned to say something (the teams'
         # threshold), else the one with the most churned, the latest of those
         " order by least(accounts_churned, %(min)s) desc, evaluation_date desc, horizon_days"
@@ -154,7 +155,7 @@ def load_backtest(conn: psycopg.Connection, schema: str, teams: list[str]
         return None, {}
     evaluation_date, horizon, auc, low, high, dates, pooled, churned_all = latest
     rows = conn.execute(sql.SQL(_ACCOUNTS).format(s=s, team=sql.SQL("")),
-                        {"e": evaluation_date}).fetchall()
+                        {"e": evaluation_date, "h": horizon}).fetchall()
     panel = _panel(rows, evaluation_date, horizon)
     panel.auc = auc
     panel.auc_ci = (low, high) if low is not None else None
@@ -164,7 +165,7 @@ def load_backtest(conn: psycopg.Connection, schema: str, teams: list[str]
     for team in teams:
         rows = conn.execute(
             sql.SQL(_ACCOUNTS).format(s=s, team=sql.SQL("and account_team = %(t)s")),
-            {"e": evaluation_date, "t": team}).fetchall()
+            {"e": evaluation_date, "h": horizon, "t": team}).fetchall()
         if sum(int(r[2]) for r in rows) < minimum:
             continue
         team_panel = _panel(rows, evaluation_date, horizon)

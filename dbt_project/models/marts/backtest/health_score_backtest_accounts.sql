@@ -1,11 +1,11 @@
 {{ config(materialized='table') }}
--- One row per evaluation date per account live on it (int_backtest_scores: the score as it was
--- then), with whether it churned within backtest_horizon_days: its MRR, by the subscription
+-- One row per evaluation date, horizon (int_backtest_dates) and account live on the date
+-- (int_backtest_scores: the score as it was then), with whether it churned within the
+-- horizon: its MRR, by the subscription
 -- history as known on as_of_date (int_subscription_intervals), fell to 0 at some moment after
 -- the end of the evaluation date and before the end of the horizon's last day. Rebuilt whole
 -- each night (not keyed by as_of_date): a past date's score never changes, its outcome may be
 -- corrected by later exports.
-{%- set horizon = var('backtest_horizon_days') %}
 with intervals as (
     select * from {{ ref('int_subscription_intervals') }}
 ),
@@ -31,19 +31,21 @@ zero_moments as (
     having coalesce(sum(s.mrr_reporting), 0) = 0
 ),
 scores as (
-    select * from {{ ref('int_backtest_scores') }}
+    select b.*, d.horizon_days
+    from {{ ref('int_backtest_scores') }} as b
+    inner join {{ ref('int_backtest_dates') }} as d on d.evaluation_date = b.evaluation_date
 ),
 churned as (
-    select distinct b.evaluation_date, b.account_id
+    select distinct b.evaluation_date, b.horizon_days, b.account_id
     from scores as b
     join zero_moments as z
         on z.account_id = b.account_id
        and z.changed_at >= {{ end_of_day('b.evaluation_date') }}
-       and z.changed_at < {{ end_of_day('b.evaluation_date + ' ~ horizon) }}
+       and z.changed_at < {{ end_of_day('b.evaluation_date + b.horizon_days') }}
 )
 select
     b.evaluation_date,
-    {{ horizon }} as horizon_days,
+    b.horizon_days,
     b.account_id,
     b.segment,
     b.account_team,
@@ -57,4 +59,7 @@ select
     c.account_id is not null as churned_within_horizon,
     b.weights_version
 from scores as b
-left join churned as c on c.evaluation_date = b.evaluation_date and c.account_id = b.account_id
+left join churned as c
+    on c.evaluation_date = b.evaluation_date
+   and c.horizon_days = b.horizon_days
+   and c.account_id = b.account_id

@@ -1,0 +1,23 @@
+{#- The back-test's horizons in days: var backtest_horizon_days, one number (90) or several (a
+    list, or a comma-separated string from the command line: "30,90,180"). An account live on
+    an evaluation date churned within a horizon when its MRR fell to 0 within that many days;
+    every horizon gets its own rows in the back-test marts. -#}
+{% macro backtest_horizons() -%}
+    {%- set raw = var('backtest_horizon_days') -%}
+    {%- if raw is string -%}
+        {%- set raw = raw.split(',') | map('trim') | reject('equalto', '') | list -%}
+    {%- elif raw is number -%}
+        {%- set raw = [raw] -%}
+    {%- endif -%}
+    {%- set horizons = [] -%}
+    {%- for h in raw -%}
+        {%- if not modules.re.match('^[0-9]+$', h | string) or (h | int) < 0 -%}
+            {{ exceptions.raise_compiler_error("var backtest_horizon_days: whole days >= 0, got " ~ h) }}
+        {%- endif -%}
+        {%- do horizons.append(h | int) if (h | int) not in horizons -%}
+    {%- endfor -%}
+    {%- if not horizons -%}
+        {{ exceptions.raise_compiler_error("var backtest_horizon_days: at least one horizon") }}
+    {%- endif -%}
+    {{- return(horizons | sort) -}}
+{%- endmacro %}
