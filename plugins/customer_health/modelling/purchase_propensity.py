@@ -7,8 +7,10 @@ first purchase, and fits four parameters over all of them: a purchase rate per a
 (gamma: r, alpha) and a chance to drop out after each purchase (beta: a, b). From those,
 each account's probability to be still alive and its expected purchases in the next days.
 
-Here: the summary of paid invoices, the fit (the `lifetimes` package's BetaGeoFitter) and
-the scores. Not yet wired into the nightly DAG or the reports (issue 18, item 6).
+Here: the summary of purchases, the fit (the `lifetimes` package's BetaGeoFitter) and the
+scores. The nightly mart takes its summary from dbt (customer_purchase_propensity) and its
+fit and scores from here (`propensity_mart`); `purchase_summary` states the same summary in
+Python, for the tests and for data outside the warehouse.
 """
 
 from __future__ import annotations
