@@ -18,9 +18,11 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import re
 import socket
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +80,24 @@ def _bin(name: str) -> Path:
     return _pgserver_bin_path() / name
 
 
+def _postgres_user() -> pwd.struct_passwd:
+    """The `pgserver` system user, created once under a machine-wide lock.
+
+    pgserver's own `ensure_user_exists` races: several processes starting embedded servers
+    at once (pytest-xdist workers) each ran `useradd`, and one went on with a uid that the
+    next `useradd` had already replaced ("initdb: could not look up effective user ID").
+    """
+    lock_path = Path(tempfile.gettempdir()) / "chw-pgserver-user.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam("pgserver")
+        except KeyError:
+            subprocess.run(["useradd", "-s", "/bin/bash", "pgserver"], check=True,
+                           capture_output=True, text=True)
+            return pwd.getpwnam("pgserver")
+
+
 def _run_as_postgres_user(args: list[str], paths: EmbeddedPaths, timeout: float = 60) -> str:
     """Run a PostgreSQL program; as root, under the unprivileged `pgserver` user.
 
@@ -87,13 +107,9 @@ def _run_as_postgres_user(args: list[str], paths: EmbeddedPaths, timeout: float 
     user = None
     if os.geteuid() == 0:
         POSTGRES_BIN_PATH = _pgserver_bin_path()
-        from pgserver.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
-        entry = ensure_user_exists("pgserver")
+        entry = _postgres_user()
         user = "pgserver"
         ensure_prefix_permissions(paths.root)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
