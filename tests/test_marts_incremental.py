@@ -10,7 +10,8 @@ both (the bookkeeping columns _written_* aside). The steps cover what the increm
 must get right: nights across a month end, a re-run of a night (the marts stay byte for byte
 the same), a re-delivered file that replaces a date already built, a backfill of an older
 night and the catch-up after it, records that move to another account, a version exported
-before its own updated_at and an NPS answer exported before it is given. At the end a
+before its own updated_at and an NPS answer exported before it is given. The plans' figures
+of raw's partitions (the fingerprint) must agree with raw's rows. At the end a
 `dbt run --full-refresh` of staging and intermediate gives the chain's tables as well.
 """
 
@@ -26,6 +27,7 @@ import psycopg
 import pytest
 from loading_helpers import edit_export
 from marts_helpers import Tables, layer_tables
+from psycopg import sql
 
 from customer_health.generate import generate_landing
 from customer_health.loading import load_export
@@ -86,6 +88,24 @@ def _state(url: str) -> dict[str, dict]:
     return {m: {"as_of_date": d, "rebuilt": r, "regrouped": g} for m, d, r, g in rows}
 
 
+def _assert_figures_match_raw(url: str) -> None:
+    """The plans' fingerprint (audit.raw_partition_figures) agrees with raw: one row per
+    partition that exists, with its row count and latest _loaded_at; none of a replaced one."""
+    with psycopg.connect(url) as conn:
+        figures = conn.execute(
+            "select partition::regclass::text, rows, loaded_at"
+            " from audit.raw_partition_figures where time_column = 'updated_at'").fetchall()
+        partitions = [r[0] for r in conn.execute(
+            "select inhrelid::regclass::text from pg_inherits as i"
+            " join pg_class as p on p.oid = i.inhparent"
+            " where p.relnamespace = 'raw'::regnamespace"
+            "   and p.relname <> 'crm_nps_responses'").fetchall()]
+        count = sql.SQL("select count(*), max(_loaded_at) from {}")
+        actual = {p: conn.execute(count.format(sql.Identifier(*p.split(".")))).fetchone()
+                  for p in partitions}
+    assert {p: (n, at) for p, n, at in figures} == actual
+
+
 def _read(landing: Path, system: str, day: date, entity: str) -> list[dict[str, str]]:
     with (landing / system / day.isoformat() / f"{entity}.csv").open(
             newline="", encoding="utf-8") as fh:
@@ -131,6 +151,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     _night(w, third)
     _assert_same(w, f"night {third} re-delivered")
     assert _state(w.chain)["staging.stg_crm__activities"]["rebuilt"]
+    _assert_figures_match_raw(w.chain)
 
     # a backfill of an older night (identical files: the loader skips them)
     for url in (w.chain, w.reference):
@@ -180,6 +201,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert any(str(r[columns.index("mrr")]) == "1234.00" for r in rows)
     columns, rows = tables["marts.customer_health"]
     assert sum(r[columns.index("as_of_date")] == fifth for r in rows) > 40
+    _assert_figures_match_raw(w.chain)
 
     # and dbt's own full refresh of staging and intermediate gives the chain's tables
     transform.run_dbt(["run", "--full-refresh", "--select", "path:models/staging",

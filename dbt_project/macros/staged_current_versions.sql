@@ -4,7 +4,8 @@
 
     staged_current_versions (current version of each record, no filter: activities, tickets,
     invoices, payments, subscriptions, customers): the night's newly visible raw rows (exported
-    after L, found by pruning raw's partitions by _export_date, plus "pending" rows if any) are
+    after L, found by pruning raw's partitions by _export_date, plus "pending" rows if any, in
+    the nights the plan names) are
     merged: a record's newest of them replaces its staged version when
     (updated_at, _export_date, _line_number) is greater, the contract's delta rule. Exact,
     because between L and D raw rows only become visible, never disappear (otherwise the
@@ -17,24 +18,24 @@
 
 {#- The keys of the records with a raw row that becomes visible between the plan's night
     (plan.since) and as_of_date. -#}
-{% macro staging_changed_keys(relation, key, plan, time_column='updated_at') -%}
+{% macro staging_changed_keys(relation, key, plan) -%}
     select r.{{ key }} from {{ relation }} as r
     where r._export_date > date '{{ plan.since }}' and r._export_date <= {{ as_of_date() }}
     {%- if plan.pending %}
     union
     select r.{{ key }} from {{ relation }} as r
-    where r._export_date <= date '{{ plan.since }}'
-      and r.{{ time_column }} >= {{ day_end(plan.since) }}
-      and r.{{ time_column }} < {{ as_of_end() }}
+    where r._export_date in ({{ plan.pending }})
+      and r.{{ plan.time_column }} >= {{ day_end(plan.since) }}
+      and r.{{ plan.time_column }} < {{ as_of_end() }}
     {%- endif %}
 {%- endmacro %}
 
 {#- The raw rows a staging model reads: all of them, or in an incremental run those of the
     records with a newly visible row. -#}
-{% macro staging_source(relation, key, plan, time_column='updated_at') -%}
+{% macro staging_source(relation, key, plan) -%}
     {%- if plan.mode == 'incremental' -%}
         (select * from {{ relation }} where {{ key }} in (
-            {{ staging_changed_keys(relation, key, plan, time_column) }}))
+            {{ staging_changed_keys(relation, key, plan) }}))
     {%- else -%}
         {{ relation }}
     {%- endif -%}
@@ -56,7 +57,7 @@
             {%- if plan.mode == 'incremental' and plan.pending %}
             union all
             select * from {{ relation }} as r
-            where r._export_date <= date '{{ plan.since }}'
+            where r._export_date in ({{ plan.pending }})
               and r.updated_at >= {{ day_end(plan.since) }}
               and r.updated_at < {{ as_of_end() }}
             {%- endif %}

@@ -9,9 +9,9 @@
     meta={'regroup_column': 'account_id'},
 ) }}
 {%- set raw = source('raw', 'crm_nps_responses') %}
-{%- set plan = staging_plan(raw, time_column='responded_at') %}
+{%- set plan = staging_plan(raw) %}
 with current_version as (
-    {{ current_versions(staging_source(raw, 'response_id', plan, 'responded_at'), 'response_id',
+    {{ current_versions(staging_source(raw, 'response_id', plan), 'response_id',
                         version_column=none) }}
 ),
 staged as (
@@ -26,4 +26,4 @@ staged as (
     where responded_at < {{ as_of_end() }}
 )
 {{ replace_rows('staged', ['response_id'], plan,
-                staging_changed_keys(raw, 'response_id', plan, 'responded_at')) }}
+                staging_changed_keys(raw, 'response_id', plan)) }}
