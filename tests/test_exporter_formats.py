@@ -102,6 +102,16 @@ def test_native_provenance_names_the_native_file_and_line(warehouses: dict[str, 
     assert lines == (2,)  # line 1 is the header
 
 
+def test_every_shipped_format_has_its_declaration() -> None:
+    from customer_health.loading.formats import load_format
+    from customer_health.settings import EXPORT_FORMATS
+
+    for system, names in EXPORT_FORMATS.items():
+        for name in names:
+            if name != "contract":
+                assert load_format(name, system).system == system
+
+
 def test_chw_generate_names_a_format_it_does_not_know(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

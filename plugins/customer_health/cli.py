@@ -116,7 +116,7 @@ def _invoice_only_share_option(default: float):
 @click.option(
     "--billing-format",
     default=None,
-    help="Write the billing files as this exporter does: contract, stripe or a declaration "
+    help="Write the billing files as this exporter does: contract or a declaration "
     "file (default: CHW_BILLING_FORMAT, else contract).",
 )
 @_invoice_only_share_option(default=0.0)
