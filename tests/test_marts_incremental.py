@@ -94,12 +94,11 @@ def _assert_figures_match_raw(url: str) -> None:
     with psycopg.connect(url) as conn:
         figures = conn.execute(
             "select partition::regclass::text, rows, loaded_at"
-            " from audit.raw_partition_figures where time_column = 'updated_at'").fetchall()
+            " from audit.raw_partition_figures").fetchall()
         partitions = [r[0] for r in conn.execute(
             "select inhrelid::regclass::text from pg_inherits as i"
             " join pg_class as p on p.oid = i.inhparent"
-            " where p.relnamespace = 'raw'::regnamespace"
-            "   and p.relname <> 'crm_nps_responses'").fetchall()]
+            " where p.relnamespace = 'raw'::regnamespace").fetchall()]
         count = sql.SQL("select count(*), max(_loaded_at) from {}")
         actual = {p: conn.execute(count.format(sql.Identifier(*p.split(".")))).fetchone()
                   for p in partitions}

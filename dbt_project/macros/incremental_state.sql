@@ -63,24 +63,18 @@
     {{ raw_partition_figures_function() }}
 {%- endmacro %}
 
-{#- The staging plans' fingerprint of raw, from the partition catalogue instead of the rows.
-    Each partition of a raw table holds one night, and the loader never changes a partition
-    once attached: it replaces a re-delivered night by attaching a new one (a new oid). So a
-    partition's figures (its rows, their latest _loaded_at and latest time column) are read
-    once, when a plan first meets the partition, and kept in audit.raw_partition_figures
-    keyed by its oid; a plan sums the figures of the nights up to its date instead of
-    counting the whole table (at 100,000 accounts and two years of nights, that count cost
-    stg_crm__activities 51 s a night). The figures of a replaced or dropped partition are
-    deleted here. A writer other than the loader that adds rows to a night a plan has read
-    must replace the night's partition, or run dbt with --full-refresh. -#}
 {#- The column that says when a raw table's row becomes visible: the source's meta
     time_column (_sources.yml), or updated_at. -#}
 {% macro raw_time_column(relation) -%}
     {%- for node in graph.get('sources', {}).values()
         if node.source_name == 'raw' and node.identifier == relation.identifier -%}
-        {{- return(node.meta.get('time_column', 'updated_at')) -}}
+        {{- return(source_time_column(node)) -}}
     {%- endfor -%}
     {{- return('updated_at') -}}
+{%- endmacro %}
+
+{% macro source_time_column(node) -%}
+    {{- return(node.meta.get('time_column', 'updated_at')) -}}
 {%- endmacro %}
 
 {#- on-run-start: the figures of the raw partitions no plan has met yet, read in the hook's own
@@ -91,13 +85,23 @@
     {%- set calls = [] -%}
     {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
         {%- do calls.append("select count(*) from audit.raw_partition_figures(to_regclass('raw."
-            ~ node.identifier ~ "'), '" ~ node.meta.get('time_column', 'updated_at') ~ "')"
+            ~ node.identifier ~ "'), '" ~ source_time_column(node) ~ "')"
             ~ " where to_regclass('raw." ~ node.identifier ~ "') is not null") -%}
     {%- endfor -%}
     {{ calls | join(';\n') }}
     {%- endif -%}
 {%- endmacro %}
 
+{#- The staging plans' fingerprint of raw, from the partition catalogue instead of the rows.
+    Each partition of a raw table holds one night, and the loader never changes a partition
+    once attached: it replaces a re-delivered night by attaching a new one (a new oid). So a
+    partition's figures (its rows, their latest _loaded_at and latest time column) are read
+    once, when a plan first meets the partition, and kept in audit.raw_partition_figures
+    keyed by its oid; a plan sums the figures of the nights up to its date instead of
+    counting the whole table (at 100,000 accounts and two years of nights, that count cost
+    stg_crm__activities 51 s a night). The figures of a replaced or dropped partition are
+    deleted here. A writer other than the loader that adds rows to a night a plan has read
+    must replace the night's partition, or run dbt with --full-refresh. -#}
 {% macro raw_partition_figures_function() -%}
     create or replace function audit.raw_partition_figures(raw regclass, time_column text)
     returns table (export_date date, rows bigint, loaded_at timestamptz, latest timestamptz)
@@ -199,9 +203,9 @@
 
 {#- The plan of a staging model over raw `relation`. A raw row becomes visible for as_of_date D
     when it is exported on or before D and its time column (raw_time_column: updated_at;
-    responded_at for NPS) is before the end of D. Between the table's night L and D the visible rows change only by
-    rows exported after L, or exported on or before L with time_column at or after the end of
-    L ("pending": a version exported before its own time; rare; the plan lists the nights
+    responded_at for NPS) is before the end of D. Between the table's night L and D the
+    visible rows change only by rows exported after L, or exported on or before L with the
+    time column at or after the end of L ("pending": a version exported before its own time; rare; the plan lists the nights
     holding such rows, as quoted dates, or none). Anything else that changes the raw rows of
     dates up to L (the loader replaces a re-delivered date whole) shows in their fingerprint
     (the rows and latest _loaded_at of the nights up to L: raw_partition_figures) and makes

@@ -5,8 +5,7 @@
     staged_current_versions (current version of each record, no filter: activities, tickets,
     invoices, payments, subscriptions, customers): the night's newly visible raw rows (exported
     after L, found by pruning raw's partitions by _export_date, plus "pending" rows if any, in
-    the nights the plan names) are
-    merged: a record's newest of them replaces its staged version when
+    the nights the plan names) are merged: a record's newest of them replaces its staged version when
     (updated_at, _export_date, _line_number) is greater, the contract's delta rule. Exact,
     because between L and D raw rows only become visible, never disappear (otherwise the
     plan is a rebuild).

@@ -81,21 +81,16 @@ def _bin(name: str) -> Path:
 
 
 def _postgres_user() -> pwd.struct_passwd:
-    """The `pgserver` system user, created once under a machine-wide lock.
+    """The `pgserver` system user, made by pgserver's `ensure_user_exists` under a
+    machine-wide lock: unlocked, several processes starting embedded servers at once
+    (pytest-xdist workers) each ran `useradd`, and one went on with a uid that the next
+    `useradd` had already replaced ("initdb: could not look up effective user ID")."""
+    from pgserver.utils import ensure_user_exists
 
-    pgserver's own `ensure_user_exists` races: several processes starting embedded servers
-    at once (pytest-xdist workers) each ran `useradd`, and one went on with a uid that the
-    next `useradd` had already replaced ("initdb: could not look up effective user ID").
-    """
     lock_path = Path(tempfile.gettempdir()) / "chw-pgserver-user.lock"
     with open(lock_path, "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            return pwd.getpwnam("pgserver")
-        except KeyError:
-            subprocess.run(["useradd", "-s", "/bin/bash", "pgserver"], check=True,
-                           capture_output=True, text=True)
-            return pwd.getpwnam("pgserver")
+        return ensure_user_exists("pgserver")
 
 
 def _run_as_postgres_user(args: list[str], paths: EmbeddedPaths, timeout: float = 60) -> str:
