@@ -84,6 +84,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "with 'OwnerId > users.UserRoleId > roles.Name' (docs/exporters.md)",
     ),
     EnvVar(
+        "CHW_STRIPE_ACCOUNT_KEY",
+        "crm_account_id",
+        "the Stripe customer metadata key that holds the CRM account id (its export's "
+        "column '<key> (metadata)')",
+    ),
+    EnvVar(
         "CHW_QUARANTINE_THRESHOLD",
         "0.01",
         "share of quarantined rows above which a file is rejected whole",
@@ -222,8 +228,8 @@ def storage_location(value: str) -> Path | UPath:
     return Path(value.removeprefix("file://")).resolve()
 
 
-#: the formats whose declaration ships in loading/formats/ (Stripe's is not written yet: issue 17)
-EXPORT_FORMATS = {"crm": ("contract", "salesforce", "hubspot"), "billing": ("contract",)}
+#: the formats whose declaration ships in loading/formats/
+EXPORT_FORMATS = {"crm": ("contract", "salesforce", "hubspot"), "billing": ("contract", "stripe")}
 
 
 def export_format(system: str, value: str | None = None) -> str:

@@ -6,8 +6,10 @@ value map that knows the value, a constant that equals it), and each rule is run
 backwards: a rename writes the value, a value map its first native value, a lookup a
 key into the lookup file (written whole every night), a transform its `write`, a
 timestamp in the format's time zone and `timestamp_format`, a boolean its first native
-spelling. Native columns no rule reads (`also`) are not written. Loading these files
-gives back the contract rows: the test of identical marts rests on that.
+spelling. Native columns no rule reads (`also`) are not written. A snapshot format
+(`export = "snapshot"`, Stripe's) gets every record every night, in its latest version.
+Loading these files gives back the contract rows (a snapshot format's: the last version
+of each night): the test of identical marts rests on that.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def _inverse(values: dict[str, str]) -> dict[str, str]:
     for native, contract in values.items():
         out.setdefault(contract, native)
     return out
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 class _Lookup:
@@ -94,7 +100,11 @@ class _FileWriter:
             value = self._native_value(self.entity.column(column).type, row[column])
             if r.transform:
                 parts = TRANSFORMS[r.transform].write(value, {**r.params, "row": row})
-                out.update(zip(r.native, parts, strict=True))
+                if len(parts) > len(r.native):
+                    raise ValueError(f"{r.transform} wrote {len(parts)} values for"
+                                     f" {len(r.native)} columns")
+                # a transform may write only its first columns (first_filled)
+                out.update(zip(r.native, parts, strict=False))
                 continue
             out[r.native[0]] = self._rule_value(column, r, value)
         return list(out.values())
@@ -130,6 +140,9 @@ class NativeFolderWriter:
         self.entities = {e.name: e for e in ents}
         self._files: dict[str, tuple] = {}
         self.folder: Path | None = None
+        # a snapshot format's records: entity -> key -> (version instant, file, native row)
+        self.latest: dict[str, dict[str, tuple]] = {e.name: {} for e in ents} \
+            if fmt.snapshot else {}
 
     def open(self, export_date: str) -> None:
         self.folder = self.out / self.fmt.system / export_date
@@ -143,17 +156,32 @@ class NativeFolderWriter:
                 self._files[w.rule.file] = (f, out)
 
     def write(self, entity: str, rows: list[list[str]]) -> None:
-        names = self.entities[entity].column_names
+        ent = self.entities[entity]
+        names = ent.column_names
         writers = self.writers[entity]
+        latest = self.latest.get(entity)
         for fields in rows:
             row = dict(zip(names, map(_unquote, fields), strict=True))
             w = next((w for w in writers if w.accepts(row)), None)
             if w is None:
                 raise ValueError(f"{self.fmt.path.name}: no native file of {entity} can hold"
                                  f" {row}")
-            self._files[w.rule.file][1].writerow(w.native_row(row))
+            if latest is None:
+                self._files[w.rule.file][1].writerow(w.native_row(row))
+                continue
+            at = _instant(row[ent.version_column]) if ent.version_column else None
+            known = latest.get(row[ent.key])
+            if known is None or at is None or at >= known[0]:
+                latest[row[ent.key]] = (at, w.rule.file, w.native_row(row))
+
+    def _write_snapshots(self) -> None:
+        """A snapshot exporter's night: every record ever seen, in its latest version."""
+        for latest in self.latest.values():
+            for _, file, native in latest.values():
+                self._files[file][1].writerow(native)
 
     def close(self) -> None:
+        self._write_snapshots()
         for f, _ in self._files.values():
             f.close()
         self._files = {}

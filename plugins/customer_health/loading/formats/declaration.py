@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,6 +82,10 @@ class ExportFormat:
     decimal_separator: str
     booleans: dict[str, str]
     timestamp_format: str  # how the sample-data generator writes a timestamp
+    # True for an exporter whose files are full snapshots of current state (no update
+    # stamp, every record every night): the generator then writes each record's latest
+    # version every night; dbt drops the versions that change nothing.
+    snapshot: bool
     files: tuple[FileRule, ...]
     lookups: dict[str, Lookup]
 
@@ -151,6 +156,8 @@ def _parse(doc: dict, path: Path) -> ExportFormat:
         _check_coverage(ent, columns, f"{where}: [files.{file_name!r}]")
         files.append(FileRule(_safe_file(file_name, where), ent.name, columns,
                               tuple(table.get("also", ()))))
+    if doc.get("export", "delta") not in ("delta", "snapshot"):
+        raise DeclarationError(f"{where}: export must be \"delta\" or \"snapshot\"")
     missing = [e for e in known if not any(f.entity == e for f in files)]
     if missing:
         raise DeclarationError(f"{where}: no file feeds {', '.join(missing)}")
@@ -161,6 +168,7 @@ def _parse(doc: dict, path: Path) -> ExportFormat:
         decimal_separator=doc.get("decimal_separator", "."),
         booleans={str(k): str(v) for k, v in doc.get("booleans", {}).items()},
         timestamp_format=doc.get("timestamp_format", "%Y-%m-%dT%H:%M:%SZ"),
+        snapshot=doc.get("export", "delta") == "snapshot",
         files=tuple(files), lookups=lookups)
 
 
@@ -175,9 +183,23 @@ def _parameters(table: dict, where: str) -> dict[str, str]:
 
 
 #: Parameters every declaration has, known only when a night is loaded (not substituted
-#: here): `${export_date}`, the night's date (YYYY-MM-DD), e.g. as the `updated_at` of a
-#: snapshot export that has no update stamp.
-LOAD_PARAMETERS = ("export_date",)
+#: here): `${export_date}`, the night's date (YYYY-MM-DD), and `${snapshot_at}`, the
+#: instant a snapshot export of that night shows (the last microsecond of the day before,
+#: UTC: a contract folder holds the changes up to the end of the day before its date), the
+#: `updated_at` of a snapshot export that has no update stamp (Stripe's).
+LOAD_PARAMETERS = ("export_date", "snapshot_at")
+
+
+def load_parameters(export_date: str) -> dict[str, str]:
+    """The values of LOAD_PARAMETERS for the night `export_date` (YYYY-MM-DD)."""
+    day_before = date.fromisoformat(export_date) - timedelta(days=1)
+    return {"export_date": export_date,
+            "snapshot_at": f"{day_before.isoformat()}T23:59:59.999999Z"}
+
+
+def with_load_parameters(text: str, values: dict[str, str]) -> str:
+    """`text` with `${export_date}` and `${snapshot_at}` replaced."""
+    return _PARAM_RX.sub(lambda m: values.get(m[1], m[0]), text)
 
 
 def _substitute(spec: object, params: dict[str, str]) -> object:

@@ -25,7 +25,13 @@ from typing import BinaryIO
 
 from customer_health.contract import Column, Entity
 from customer_health.loading.checks import _FAST_VALUE, check_value
-from customer_health.loading.formats.declaration import ColumnRule, ExportFormat, FileRule
+from customer_health.loading.formats.declaration import (
+    ColumnRule,
+    ExportFormat,
+    FileRule,
+    load_parameters,
+    with_load_parameters,
+)
 from customer_health.loading.formats.local_time import LocalTime
 from customer_health.loading.formats.transforms import TRANSFORMS
 from customer_health.loading.quarantine import QuarantineSpool
@@ -125,7 +131,9 @@ class NativeScanner(Scanner):
         self.source = source
         self.source_per_row = with_source
         self.force_extra = extra
-        self.export_date = export_date  # `${export_date}` of constants, and transforms'
+        self.export_date = export_date
+        # `${export_date}`, `${snapshot_at}` of constants, and transforms' params
+        self.load_parameters = load_parameters(export_date)
         self.copy_columns = list(entity.column_names)
         self._translate: Callable[[list[str]], list[str]] = list
         self._extra_at: list[int] = []
@@ -190,7 +198,7 @@ class NativeScanner(Scanner):
         value is taken as it is), and how a block's native columns give its values (a
         KeyError or _Bad there sends the block row by row, for the reasons)."""
         if spec.constant is not None:
-            const = spec.constant.replace("${export_date}", self.export_date)
+            const = with_load_parameters(spec.constant, self.load_parameters)
             return (lambda f: const), (lambda cols, n: [const] * n)
         conv = self._converter(column)
         conv_column = (conv.column if isinstance(conv, LocalTime) else
@@ -198,7 +206,7 @@ class NativeScanner(Scanner):
         if spec.transform:
             transform = TRANSFORMS[spec.transform]
             read, native = transform.read, spec.native
-            params = {**spec.params, "export_date": self.export_date}
+            params = {**spec.params, **self.load_parameters}
 
             def transformed(*values: str) -> str:
                 try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,99 @@ def _first_id_column(values: Sequence[str], params: dict) -> Sequence[str]:
 # An association column that lists several record ids (`123;456`): the first one, the
 # primary association in HubSpot's exports.
 register("first_id", _first_id_read, _first_id_write, _first_id_column)
+
+
+def _upper_read(values: Sequence[str], params: dict) -> str:
+    (value,) = values
+    return value.strip().upper()
+
+
+def _upper_write(value: str, params: dict) -> tuple[str, ...]:
+    return (value.lower(),)
+
+
+def _upper_column(values: Sequence[str], params: dict) -> Sequence[str]:
+    return [v.strip().upper() for v in values]
+
+
+# A currency code written in lower case (Stripe's `usd`): ISO 4217's upper case.
+register("upper", _upper_read, _upper_write, _upper_column)
+
+
+def _first_filled_read(values: Sequence[str], params: dict) -> str:
+    return next((v for v in values if v.strip()), "")
+
+
+def _first_filled_write(value: str, params: dict) -> tuple[str, ...]:
+    return (value,)  # the first column only: the others are written by their own rules
+
+
+# The first of several columns that is not empty: Stripe leaves an invoice's `Due Date`
+# empty when it is charged automatically (due when issued), so `Date (UTC)` stands in.
+register("first_filled", _first_filled_read, _first_filled_write)
+
+
+def _utc_date_read(values: Sequence[str], params: dict) -> str:
+    (value,) = values
+    text = value.strip()
+    if not text:
+        return ""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date and time") from None
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.date().isoformat()
+
+
+def _utc_date_write(value: str, params: dict) -> tuple[str, ...]:
+    return (f"{value} 00:00:00" if value else "",)
+
+
+# A date and time written as UTC (Stripe's `Current Period End (UTC)`) where the contract
+# wants the date (`current_term_end`).
+register("utc_date", _utc_date_read, _utc_date_write)
+
+_MONTHS_PER = {"day": Decimal(12) / Decimal(365), "week": Decimal(12) / Decimal(52),
+               "month": Decimal(1), "year": Decimal(12)}
+_CENT = Decimal("0.01")
+
+
+def _decimal(text: str, what: str, separator: str) -> Decimal:
+    try:
+        return Decimal(text.replace(separator, "") if separator else text)
+    except InvalidOperation:
+        raise ValueError(f"{what} {text!r} is not a number") from None
+
+
+def _stripe_mrr_read(values: Sequence[str], params: dict) -> str:
+    """Monthly recurring revenue of a Stripe subscription: the price's amount per unit
+    and interval, times the quantity, over the interval's length in months."""
+    amount, quantity, interval, count = (v.strip() for v in values)
+    separator = str(params.get("thousands_separator", ","))
+    per = _MONTHS_PER.get(interval.lower())
+    if per is None:
+        raise ValueError(f"interval {interval!r} is not one of {', '.join(_MONTHS_PER)}")
+    months = per * _decimal(count or "1", "interval count", separator)
+    if months <= 0:
+        raise ValueError(f"interval count {count!r} is not positive")
+    total = _decimal(amount, "amount", separator) * _decimal(quantity or "1", "quantity",
+                                                             separator)
+    return str((total / months).quantize(_CENT, ROUND_HALF_UP))
+
+
+def _stripe_mrr_write(value: str, params: dict) -> tuple[str, ...]:
+    row = params["row"]
+    quantity = int(row["quantity"])
+    interval = row["billing_interval"]
+    amount = Decimal(value) * _MONTHS_PER[interval] / quantity
+    if amount != amount.quantize(_CENT):
+        raise ValueError(f"MRR {value} of {quantity} units is no whole amount per unit")
+    return f"{amount.quantize(_CENT):,}", str(quantity), interval, "1"
+
+
+# Stripe's subscriptions export has no MRR: it is the amount per unit and interval
+# (`Amount`, thousands separators allowed) x `Quantity` / the interval (`Interval`:
+# day, week, month, year; `Interval Count`, empty: 1) in months, rounded to the cent.
+register("stripe_mrr", _stripe_mrr_read, _stripe_mrr_write)
