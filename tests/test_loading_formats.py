@@ -204,3 +204,70 @@ def test_an_unreadable_lookup_rejects_the_entities_that_use_it(db, tmp_path, sal
     result = load_file(db, tmp_path, DAY, "crm", "activities")
     assert result.status == "rejected"
     assert result.message.startswith("User.csv (a lookup) is not UTF-8")
+
+
+STRIPE_SUBSCRIPTIONS = (
+    "id,Customer ID,Customer Email,Plan,Interval,Interval Count,Quantity,Amount,Currency,"
+    "Status,Start Date (UTC),Current Period End (UTC),Canceled At (UTC),Seats (metadata)\n")
+
+
+def test_stripe_snapshot_rows_get_mrr_statuses_and_the_snapshots_instant(
+        db, tmp_path, monkeypatch):
+    """Stripe: MRR from amount x quantity / interval (thousands separators read), the
+    statuses mapped, lower-case currencies, the date of the period end, `${snapshot_at}`
+    as the version; a bad interval or status is quarantined naming the native column; a
+    metadata column of one's own is drift, kept in _extra."""
+    monkeypatch.setenv("CHW_BILLING_FORMAT", "stripe")
+    write_export(tmp_path, "billing", {"subscriptions.csv": STRIPE_SUBSCRIPTIONS +
+        "sub_1,cus_1,a@x.example,pro,year,1,3,\"1,200.00\",usd,active,"
+        "2026-01-05 10:00:00,2027-01-05 10:00:00,,12\n"
+        "sub_2,cus_1,a@x.example,pro,month,3,2,90.00,eur,incomplete,"
+        "2026-11-20 09:00:00,2026-12-20 09:00:00,,\n"
+        "sub_3,cus_2,,pro,fortnight,1,1,10.00,usd,active,2026-11-20 09:00:00,"
+        "2026-12-20 09:00:00,,\n"
+        "sub_4,cus_2,,pro,month,1,1,10.00,usd,frozen,2026-11-20 09:00:00,"
+        "2026-12-20 09:00:00,,\n"})
+    result = load_file(db, tmp_path, DAY, "billing", "subscriptions", threshold=0.9)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert "Seats (metadata)" in result.message  # drift, named
+    assert "Customer Email" not in result.message  # a known Stripe column: kept, no drift
+    rows = query(db, "select subscription_id, billing_interval, quantity, mrr::text, currency,"
+                     " status, current_term_end::text,"
+                     " to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),"
+                     " _extra::text from raw.billing_subscriptions order by 1")
+    assert rows == [
+        ("sub_1", "year", 3, "300.00", "USD", "active", "2027-01-05",
+         "2026-11-20 23:59:59.999999",
+         '{"Customer Email": "a@x.example", "Seats (metadata)": "12"}'),
+        ("sub_2", "month", 2, "60.00", "EUR", "past_due", "2026-12-20",
+         "2026-11-20 23:59:59.999999",
+         '{"Customer Email": "a@x.example", "Seats (metadata)": null}')]
+    bad = quarantined(db)
+    assert [(f, line) for f, line, _, _ in bad] == [("subscriptions.csv", 4),
+                                                    ("subscriptions.csv", 5)]
+    assert bad[0][3].startswith("Interval: 'fortnight' has no mapping in stripe.toml"
+                                " [values.interval]")
+    assert bad[1][3].startswith("Status: 'frozen' has no mapping in stripe.toml"
+                                " [values.subscription_status]")
+
+
+def test_stripe_customers_find_the_account_under_the_configured_metadata_key(
+        db, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHW_BILLING_FORMAT", "stripe")
+    monkeypatch.setenv("CHW_STRIPE_ACCOUNT_KEY", "sfdc_account")
+    write_export(tmp_path, "billing", {
+        "customers.csv": "id,Email,Currency,Created (UTC),sfdc_account (metadata)\n"
+                         "cus_1,a@x.example,gbp,2026-01-05 10:00:00,001A\n",
+        "invoices.csv": "id,Customer,Subscription,Date (UTC),Due Date (UTC),Amount Due,"
+                        "Amount Paid,Currency,Status,Paid At (UTC)\n"
+                        "in_1,cus_1,sub_1,2026-11-20 10:00:00,,\"2,400.00\",0.00,gbp,open,\n"
+                        "in_2,cus_1,,2026-11-20 10:00:00,2026-12-20 10:00:00,5.00,0.00,gbp,"
+                        "open,\n"})
+    for entity in ("customers", "invoices"):
+        assert load_file(db, tmp_path, DAY, "billing", entity).rows_loaded > 0
+    assert query(db, "select customer_id, account_id, currency from raw.billing_customers") \
+        == [("cus_1", "001A", "GBP")]
+    # charged automatically (no due date): due when issued
+    assert query(db, "select invoice_id, amount_due::text, due_at = issued_at"
+                     " from raw.billing_invoices order by 1") == [
+        ("in_1", "2400.00", True), ("in_2", "5.00", False)]

@@ -116,8 +116,8 @@ def _invoice_only_share_option(default: float):
 @click.option(
     "--billing-format",
     default=None,
-    help="Write the billing files as this exporter does: contract or a declaration "
-    "file (default: CHW_BILLING_FORMAT, else contract).",
+    help="Write the billing files as this exporter does: contract, stripe or a "
+    "declaration file (default: CHW_BILLING_FORMAT, else contract; docs/exporters.md).",
 )
 @_invoice_only_share_option(default=0.0)
 def generate(out: Path, accounts: int, start: date, days: int, seed: int,

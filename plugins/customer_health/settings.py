@@ -62,7 +62,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "CHW_BILLING_FORMAT",
         "contract",
-        "how the billing system's exports are written: contract, or the path of a "
+        "how the billing system's exports are written: contract, stripe, or the path of a "
         "declaration file of your own (docs/exporters.md)",
     ),
     EnvVar(

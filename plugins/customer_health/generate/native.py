@@ -146,6 +146,7 @@ class NativeFolderWriter:
 
     def open(self, export_date: str) -> None:
         self.folder = self.out / self.fmt.system / export_date
+        self.rows = dict.fromkeys(self.entities, 0)  # data rows written this night
         self.folder.mkdir(parents=True, exist_ok=True)
         for writers in self.writers.values():
             for w in writers:
@@ -168,6 +169,7 @@ class NativeFolderWriter:
                                  f" {row}")
             if latest is None:
                 self._files[w.rule.file][1].writerow(w.native_row(row))
+                self.rows[entity] += 1
                 continue
             at = _instant(row[ent.version_column]) if ent.version_column else None
             known = latest.get(row[ent.key])
@@ -176,9 +178,10 @@ class NativeFolderWriter:
 
     def _write_snapshots(self) -> None:
         """A snapshot exporter's night: every record ever seen, in its latest version."""
-        for latest in self.latest.values():
+        for entity, latest in self.latest.items():
             for _, file, native in latest.values():
                 self._files[file][1].writerow(native)
+            self.rows[entity] += len(latest)
 
     def close(self) -> None:
         self._write_snapshots()

@@ -124,8 +124,8 @@ class LandingWriter:
         for native in self.native.values():
             native.close()
         for e, f, n in zip(self.entities, self._files, self._counts, strict=True):
-            if f is None:  # a native format's: no manifest
-                self.totals[(e.system, e.name)] += n
+            if f is None:  # a native format's: no manifest; a snapshot's rows are its own
+                self.totals[(e.system, e.name)] += self.native[e.system].rows[e.name]
                 continue
             f.close()
             m = manifests.setdefault(
