@@ -103,3 +103,14 @@ def test_stripe_ledger_counts_every_snapshot_row(warehouses: dict[str, str],
         with open(folder / file, encoding="utf-8", newline="") as f:
             assert ledger[file] == sum(1 for _ in csv.reader(f)) - 1
     assert source == [(f"billing/{LAST.isoformat()}/subscriptions.csv", 2)]
+
+
+def test_stripe_nights_pass_the_same_raw_gate(gx_root: Path, warehouses: dict[str, str],
+                                               landings: dict[str, Path]) -> None:
+    from customer_health.quality import validate_raw
+
+    for night in (START + timedelta(days=1), START + timedelta(days=20), LAST):
+        report = validate_raw(warehouses["salesforce+stripe"], night, f"stripe-{night}",
+                              systems=["billing"],
+                              landing=str(landings["salesforce+stripe"]))
+        assert report.outcomes and report.failures == [], report.summary()
