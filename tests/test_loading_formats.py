@@ -271,3 +271,31 @@ def test_stripe_customers_find_the_account_under_the_configured_metadata_key(
     assert query(db, "select invoice_id, amount_due::text, due_at = issued_at"
                      " from raw.billing_invoices order by 1") == [
         ("in_1", "2400.00", True), ("in_2", "5.00", False)]
+
+
+def test_the_fast_split_of_a_block_reads_what_csv_reads() -> None:
+    """Lines without quotes are split at commas, the others read by csv: the records are
+    csv's, for every kind of line a native export holds."""
+    import csv
+    import io
+    import random
+
+    from customer_health.loading.formats.native import _split_records
+
+    pieces = ["a", "", "12,5", 'say "hi"', "x y", "é", ",", '""', "tail "]
+    rnd = random.Random(3)
+
+    def field() -> str:
+        value = rnd.choice(pieces)
+        quote = any(c in value for c in ',"') or rnd.random() < 0.1
+        return '"' + value.replace('"', '""') + '"' if quote else value
+
+    for _ in range(200):
+        lines = [",".join(field() for _ in range(rnd.randint(1, 5)))
+                 for _ in range(rnd.randint(1, 8))]
+        if rnd.random() < 0.1:
+            lines.insert(0, 'a"b,c')  # a quote inside an unquoted field
+        text = "\n".join(lines) + "\n"
+        physical = text.split("\n")[:-1]
+        expected = list(csv.reader(io.StringIO(text, newline="\n"), strict=True))
+        assert _split_records(text, physical) == expected, text

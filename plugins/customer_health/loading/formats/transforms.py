@@ -11,6 +11,7 @@ not fit the declaration's plain forms lives here, named, one function each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ class Transform:
     # optional, for a transform of one column: a block's values at once (speed only: it
     # must give what `read` gives; a ValueError sends the block row by row)
     column: Callable[[Sequence[str], dict], Sequence[str]] | None = None
+    # optional, the same for a transform of several columns: gets the block's columns
+    columns: Callable[[Sequence[Sequence[str]], dict], Sequence[str]] | None = None
 
 
 TRANSFORMS: dict[str, Transform] = {}
@@ -31,8 +34,10 @@ TRANSFORMS: dict[str, Transform] = {}
 
 def register(name: str, read: Callable[[Sequence[str], dict], str],
              write: Callable[[str, dict], tuple[str, ...]],
-             column: Callable[[Sequence[str], dict], Sequence[str]] | None = None) -> None:
-    TRANSFORMS[name] = Transform(read, write, column)
+             column: Callable[[Sequence[str], dict], Sequence[str]] | None = None,
+             columns: Callable[[Sequence[Sequence[str]], dict], Sequence[str]] | None = None
+             ) -> None:
+    TRANSFORMS[name] = Transform(read, write, column, columns)
 
 
 def _join_read(values: Sequence[str], params: dict) -> str:
@@ -80,6 +85,11 @@ def _upper_write(value: str, params: dict) -> tuple[str, ...]:
 
 
 def _upper_column(values: Sequence[str], params: dict) -> Sequence[str]:
+    joined = "\x1f".join(values)
+    if not any(c in joined for c in " \t\r\n\v\f"):  # nothing to strip: all in C
+        upper = joined.upper().split("\x1f")
+        if len(upper) == len(values):
+            return upper
     return [v.strip().upper() for v in values]
 
 
@@ -88,7 +98,13 @@ register("upper", _upper_read, _upper_write, _upper_column)
 
 
 def _first_filled_read(values: Sequence[str], params: dict) -> str:
-    return next((v for v in values if v.strip()), "")
+    return next((v for v in values if v), "")
+
+
+def _first_filled_columns(columns: Sequence[Sequence[str]], params: dict) -> Sequence[str]:
+    if "" not in columns[0]:
+        return columns[0]
+    return [next((v for v in row if v), "") for row in zip(*columns, strict=True)]
 
 
 def _first_filled_write(value: str, params: dict) -> tuple[str, ...]:
@@ -97,7 +113,8 @@ def _first_filled_write(value: str, params: dict) -> tuple[str, ...]:
 
 # The first of several columns that is not empty: Stripe leaves an invoice's `Due Date`
 # empty when it is charged automatically (due when issued), so `Date (UTC)` stands in.
-register("first_filled", _first_filled_read, _first_filled_write)
+register("first_filled", _first_filled_read, _first_filled_write,
+         columns=_first_filled_columns)
 
 
 def _utc_date_read(values: Sequence[str], params: dict) -> str:
@@ -114,13 +131,25 @@ def _utc_date_read(values: Sequence[str], params: dict) -> str:
     return at.date().isoformat()
 
 
+# values that are a date, or a date and a valid time without an offset (UTC), joined by \x1f
+_NAIVE = r"(?:\d{4}-\d\d-\d\d(?:[ T](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?)?)?"
+_NAIVE_TIMES = re.compile(_NAIVE + r"(?:\x1f" + _NAIVE + ")*")
+
+
+def _utc_date_column(values: Sequence[str], params: dict) -> Sequence[str]:
+    if not _NAIVE_TIMES.fullmatch("\x1f".join(values)):
+        return [_utc_date_read((v,), params) for v in values]
+    # a bad date (2026-13-01) fails the column's date check: the row path gives the reason
+    return [v[:10] for v in values]
+
+
 def _utc_date_write(value: str, params: dict) -> tuple[str, ...]:
     return (f"{value} 00:00:00" if value else "",)
 
 
 # A date and time written as UTC (Stripe's `Current Period End (UTC)`) where the contract
 # wants the date (`current_term_end`).
-register("utc_date", _utc_date_read, _utc_date_write)
+register("utc_date", _utc_date_read, _utc_date_write, _utc_date_column)
 
 _MONTHS_PER = {"day": Decimal(12) / Decimal(365), "week": Decimal(12) / Decimal(52),
                "month": Decimal(1), "year": Decimal(12)}
