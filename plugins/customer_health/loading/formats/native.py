@@ -117,20 +117,46 @@ def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | Non
 
 
 def _split_records(text: str, physical: list[str]) -> list[list[str]]:
-    """What `csv.reader` reads from a block of whole lines, faster: where every record is
-    one line, a line without quotes is split at its commas (csv's own reading of it) and
-    only the lines with quotes go through one csv reader. Anything else (a line end
-    inside quotes, CR, NUL, a blank line) is read by csv whole."""
-    quoted = [i for i, line in enumerate(physical) if '"' in line] if '"' in text else []
-    if ("\r" in text or "\x00" in text or "" in physical
-            or any(physical[i].count('"') & 1 for i in quoted)):
-        return list(csv.reader(io.StringIO(text, newline="\n"), strict=True))
-    records = [line.split(",") for line in physical]
-    if quoted:
-        parsed = csv.reader([physical[i] for i in quoted], strict=True)
-        for i, fields in zip(quoted, parsed, strict=True):
-            records[i] = fields
+    """What `csv.reader` reads from a block of whole lines, faster: a line without quotes
+    is split at its commas (csv's own reading of it); only the records with quotes (a
+    record spans lines while a quote is open) go through one csv reader. Where that
+    cannot be sure to agree with csv (CR, NUL, a blank line, a quote inside an unquoted
+    field), csv reads the block whole."""
+    if "\r" in text or "\x00" in text or "" in physical:
+        return _csv_records(text)
+    if '"' not in text:
+        return [line.split(",") for line in physical]
+    records: list[list[str]] = []
+    at: list[int] = []
+    quoted: list[str] = []
+    i, n = 0, len(physical)
+    while i < n:
+        line = physical[i]
+        if '"' not in line:
+            records.append(line.split(","))
+            i += 1
+            continue
+        j = i + 1
+        if line.count('"') & 1:  # a quote stays open: up to the line that closes it
+            while j < n and not physical[j].count('"') & 1:
+                j += 1
+            if j == n:
+                return _csv_records(text)
+            j += 1
+        at.append(len(records))
+        records.append([])
+        quoted.append("\n".join(physical[i:j]))
+        i = j
+    parsed = list(csv.reader(quoted, strict=True))
+    if len(parsed) != len(quoted):
+        return _csv_records(text)
+    for k, fields in zip(at, parsed, strict=True):
+        records[k] = fields
     return records
+
+
+def _csv_records(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="\n"), strict=True))
 
 
 class NativeScanner(Scanner):
