@@ -306,4 +306,26 @@ def test_the_fast_split_of_a_block_reads_what_csv_reads() -> None:
             with pytest.raises(csv.Error):
                 _split_records(text, physical)
             continue
-        assert _split_records(text, physical) == expected, text
+        records, at = _split_records(text, physical)
+        assert records == expected, text
+        if at is not None:  # each record's first line, as csv counts them
+            reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
+            assert list(at) == [0] + [reader.line_num for _ in reader][:-1], text
+
+
+def test_the_end_of_whole_records_is_where_every_quote_is_closed() -> None:
+    import re
+
+    from customer_health.loading.formats.native import whole_records_end
+
+    # the grammar of whole records: quotes balanced at each record's line end
+    whole = re.compile(rb'(?:[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n)*+')
+    lines = [b"a,b\n", b'"x\n', b'y",z\n', b'q,"r""s"\n', b'"open,\n', b"c\n", b'd",e\n',
+             b'k"l\n', b"\n", b'"\n']
+    rnd = __import__("random").Random(5)
+    for _ in range(3000):
+        buf = b"".join(rnd.choice(lines) for _ in range(rnd.randint(0, 9)))
+        buf += rnd.choice([b"", b"tail", b'"tail'])
+        start = rnd.randint(0, len(buf))
+        assert whole_records_end(buf, start, len(buf)) == \
+            whole.match(buf, start, len(buf)).end(), (buf, start)

@@ -43,8 +43,23 @@ from customer_health.loading.scanner import (
 )
 
 _SEP = "\x1f"  # joins a row's contract values for the one-regex check
-# A run of whole records: lines whose quotes are balanced (a quoted field may span lines).
-_WHOLE_RECORDS = re.compile(rb'(?:[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n)*+')
+
+
+def whole_records_end(buf: bytes | bytearray, start: int, stop: int) -> int:
+    """The end of the longest run of whole records in buf[start:stop]: just after the
+    last line end at which every quote opened since `start` is closed (a quoted field may
+    span lines). Counts quotes in C: once for the run, then line by line backwards."""
+    end = buf.rfind(b"\n", start, stop) + 1
+    if end <= start:
+        return start
+    odd = buf.count(b'"', start, end) & 1
+    while odd:
+        line_start = buf.rfind(b"\n", start, end - 1) + 1
+        if line_start <= start:
+            return start
+        odd ^= buf.count(b'"', line_start, end) & 1
+        end = line_start
+    return end
 
 
 def _quote(value: str) -> str:
@@ -116,43 +131,54 @@ def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | Non
     return "; ".join(reasons) or None
 
 
-def _split_records(text: str, physical: list[str]) -> list[list[str]]:
-    """What `csv.reader` reads from a block of whole lines, faster: a line without quotes
-    is split at its commas (csv's own reading of it); only the records with quotes (a
-    record spans lines while a quote is open) go through one csv reader. Where that
-    cannot be sure to agree with csv (CR, NUL, a blank line, a quote inside an unquoted
-    field), csv reads the block whole."""
+def _split_records(text: str, physical: list[str]
+                   ) -> tuple[list[list[str]], Sequence[int] | None]:
+    """What `csv.reader` reads from a block of whole lines, and the index of each
+    record's first line (None: csv read the block, the caller finds them), faster: a line
+    without quotes is split at its commas (csv's own reading of it); only the records
+    with quotes (a record spans lines while a quote is open) go through one csv reader.
+    Where that cannot be sure to agree with csv (CR, NUL, a blank line, a quote inside an
+    unquoted field), csv reads the block whole."""
+    n = len(physical)
     if "\r" in text or "\x00" in text or "" in physical:
-        return _csv_records(text)
+        return _csv_records(text), None
+    records = [line.split(",") for line in physical]
     if '"' not in text:
-        return [line.split(",") for line in physical]
-    records: list[list[str]] = []
-    at: list[int] = []
-    quoted: list[str] = []
-    i, n = 0, len(physical)
-    while i < n:
-        line = physical[i]
-        if '"' not in line:
-            records.append(line.split(","))
-            i += 1
-            continue
-        j = i + 1
-        if line.count('"') & 1:  # a quote stays open: up to the line that closes it
-            while j < n and not physical[j].count('"') & 1:
-                j += 1
-            if j == n:
-                return _csv_records(text)
-            j += 1
-        at.append(len(records))
-        records.append([])
-        quoted.append("\n".join(physical[i:j]))
-        i = j
-    parsed = list(csv.reader(quoted, strict=True))
-    if len(parsed) != len(quoted):
-        return _csv_records(text)
-    for k, fields in zip(at, parsed, strict=True):
-        records[k] = fields
-    return records
+        return records, range(n)
+    quoted = [i for i, line in enumerate(physical) if '"' in line]
+    groups: list[tuple[int, int]] = []  # the lines [i, j) of a record with quotes
+    k, q = 0, len(quoted)
+    while k < q:
+        i = quoted[k]
+        if physical[i].count('"') & 1:  # a quote stays open: up to the line that closes it
+            k += 1
+            while k < q and not physical[quoted[k]].count('"') & 1:
+                k += 1
+            if k == q:
+                return _csv_records(text), None
+            groups.append((i, quoted[k] + 1))
+        else:
+            groups.append((i, i + 1))
+        k += 1
+    parsed = list(csv.reader(["\n".join(physical[i:j]) for i, j in groups], strict=True))
+    if len(parsed) != len(groups):
+        return _csv_records(text), None
+    if len(groups) == q:  # every record is one line
+        for (i, _), fields in zip(groups, parsed, strict=True):
+            records[i] = fields
+        return records, range(n)
+    out: list[list[str]] = []
+    starts: list[int] = []
+    done = 0
+    for (i, j), fields in zip(groups, parsed, strict=True):
+        out += records[done:i]
+        starts += range(done, i)
+        out.append(fields)
+        starts.append(i)
+        done = j
+    out += records[done:]
+    starts += range(done, n)
+    return out, starts
 
 
 def _csv_records(text: str) -> list[list[str]]:
@@ -371,7 +397,7 @@ class NativeScanner(Scanner):
                     break
                 continue
             valid = self._check_utf8(max(start, lines.checked), end)
-            good = _WHOLE_RECORDS.match(lines.buf, start, valid).end()
+            good = whole_records_end(lines.buf, start, valid)
             if good > start:
                 first = lines.line_no
                 text = lines.buf[start:good].decode("utf-8")
@@ -379,13 +405,13 @@ class NativeScanner(Scanner):
                 physical.pop()
                 # lines with their ends: a quoted field keeps its line breaks as they are
                 try:
-                    records = _split_records(text, physical)
+                    records, at = _split_records(text, physical)
                 except csv.Error:
                     records = None
                 if records is not None:
                     lines.pos = good
                     lines.line_no += len(physical)
-                    size += self._records(records, text, physical, first, out)
+                    size += self._records(records, at, text, physical, first, out)
                 else:  # csv says why, record by record
                     while lines.pos < good:
                         record = self.read_record()
@@ -403,20 +429,25 @@ class NativeScanner(Scanner):
         if out:
             yield "".join(out).encode()
 
-    def _records(self, records: list[list[str]], text: str, physical: list[str], first: int,
-                 out: list[str]) -> int:
-        """The records csv read from a block of lines: as one block if they all fit, else
-        one by one with their raw lines.
+    def _records(self, records: list[list[str]], at: Sequence[int] | None, text: str,
+                 physical: list[str], first: int, out: list[str]) -> int:
+        """The records csv read from a block of lines (`at`: each one's first line in the
+        block, or None): as one block if they all fit, else one by one with their raw
+        lines.
 
-        A record starts on each line that begins outside quotes: after an even number of
-        quotes (counted per line, in C). Where that count does not give one line per
-        record (a quote inside an unquoted field), csv says where each record ends."""
-        outside = map(operator.not_, accumulate(
-            [line.count('"') & 1 for line in physical], operator.xor, initial=0))
-        starts = list(compress(range(first, first + len(physical)), outside))
-        if len(starts) != len(records):
-            reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
-            starts = [first] + [first + reader.line_num for _ in reader][:-1]
+        Without `at`, a record starts on each line that begins outside quotes: after an
+        even number of quotes (counted per line, in C). Where that count does not give one
+        line per record (a quote inside an unquoted field), csv says where each ends."""
+        if at is not None:
+            starts = [first + i for i in at] if isinstance(at, list) else \
+                range(first, first + len(physical))
+        else:
+            outside = map(operator.not_, accumulate(
+                [line.count('"') & 1 for line in physical], operator.xor, initial=0))
+            starts = list(compress(range(first, first + len(physical)), outside))
+            if len(starts) != len(records):
+                reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
+                starts = [first] + [first + reader.line_num for _ in reader][:-1]
         block = self._block(records, starts)
         if block is not None:
             out.append(block)
@@ -429,7 +460,7 @@ class NativeScanner(Scanner):
                                   out)
         return size
 
-    def _block(self, records: list[list[str]], starts: list[int]) -> str | None:
+    def _block(self, records: list[list[str]], starts: Sequence[int]) -> str | None:
         """A block of records translated column by column (C loops over each column
         instead of Python per row), or None when any record needs the row path: a blank
         line, a field count unlike the header's, a value that does not map or check, a
