@@ -70,6 +70,12 @@ def _quote(value: str) -> str:
     return value
 
 
+def _quote_column(values: Sequence[str]) -> list[str]:
+    """`_quote` of each value: every value that is not empty quoted (COPY reads a quoted
+    value as it is), the empty ones left as they are (NULL), without a call per value."""
+    return ['"' + v.replace('"', '""') + '"' if v else v for v in values]
+
+
 Lookups = dict[str, dict[str, dict[str, str]]]  # lookup -> key -> column -> value
 
 
@@ -491,7 +497,7 @@ class NativeScanner(Scanner):
         texts = ["".join(col) for col in values]
         if any("\\." in text and "\n" in text for text in texts):
             return None  # perhaps COPY's end marker inside a field: the exact check decides
-        values = [list(map(_quote, col)) if any(c in text for c in '",\r\n') else col
+        values = [_quote_column(col) if any(c in text for c in '",\r\n') else col
                   for col, text in zip(values, texts, strict=True)]
         if self._want_extra:
             extra_at = self._extra_at
