@@ -35,14 +35,14 @@ cleaned as (
 ),
 compared as (
     select
-        *,
-        row(customer_id, plan_code, billing_interval, quantity, mrr, currency, status,
-            started_at, current_term_end, canceled_at)
-        is distinct from lag(row(customer_id, plan_code, billing_interval, quantity, mrr,
-                                 currency, status, started_at, current_term_end,
-                                 canceled_at))
-            over (partition by subscription_id order by updated_at) as changes_something
-    from cleaned
+        c.*,
+        a.attributes is distinct from lag(a.attributes)
+            over (partition by c.subscription_id order by c.updated_at) as changes_something
+    from cleaned as c
+    cross join lateral (
+        select row(c.customer_id, c.plan_code, c.billing_interval, c.quantity, c.mrr,
+                   c.currency, c.status, c.started_at, c.current_term_end, c.canceled_at)
+    ) as a (attributes)
 ),
 staged as (
     select

@@ -39,10 +39,6 @@ def _inverse(values: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 class _Lookup:
     """A lookup file the generator fills: one row per value a rule pointed at."""
 
@@ -171,7 +167,8 @@ class NativeFolderWriter:
                 self._files[w.rule.file][1].writerow(w.native_row(row))
                 self.rows[entity] += 1
                 continue
-            at = _instant(row[ent.version_column]) if ent.version_column else None
+            at = datetime.fromisoformat(row[ent.version_column]) if ent.version_column \
+                else None
             known = latest.get(row[ent.key])
             if known is None or at is None or at >= known[0]:
                 latest[row[ent.key]] = (at, w.rule.file, w.native_row(row))

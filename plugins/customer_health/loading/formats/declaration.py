@@ -156,7 +156,8 @@ def _parse(doc: dict, path: Path) -> ExportFormat:
         _check_coverage(ent, columns, f"{where}: [files.{file_name!r}]")
         files.append(FileRule(_safe_file(file_name, where), ent.name, columns,
                               tuple(table.get("also", ()))))
-    if doc.get("export", "delta") not in ("delta", "snapshot"):
+    export = doc.get("export", "delta")
+    if export not in ("delta", "snapshot"):
         raise DeclarationError(f"{where}: export must be \"delta\" or \"snapshot\"")
     missing = [e for e in known if not any(f.entity == e for f in files)]
     if missing:
@@ -168,7 +169,7 @@ def _parse(doc: dict, path: Path) -> ExportFormat:
         decimal_separator=doc.get("decimal_separator", "."),
         booleans={str(k): str(v) for k, v in doc.get("booleans", {}).items()},
         timestamp_format=doc.get("timestamp_format", "%Y-%m-%dT%H:%M:%SZ"),
-        snapshot=doc.get("export", "delta") == "snapshot",
+        snapshot=export == "snapshot",
         files=tuple(files), lookups=lookups)
 
 

@@ -138,10 +138,11 @@ def _exact_reason(columns: Sequence[Column], values: Sequence[str]) -> str | Non
     return "; ".join(reasons) or None
 
 
-def _split_records(text: str, physical: list[str]
+def _split_records(text: str, physical: list[str], first: int = 0
                    ) -> tuple[list[list[str]], Sequence[int] | None]:
-    """What `csv.reader` reads from a block of whole lines, and the index of each
-    record's first line (None: csv read the block, the caller finds them), faster: a line
+    """What `csv.reader` reads from a block of whole lines (the first one numbered
+    `first`), and the number of each record's first line (None: csv read the block, the
+    caller finds them), faster: a line
     without quotes is split at its commas (csv's own reading of it); only the records
     with quotes (a record spans lines while a quote is open) go through one csv reader.
     Where that cannot be sure to agree with csv (CR, NUL, a blank line, a quote inside an
@@ -151,7 +152,7 @@ def _split_records(text: str, physical: list[str]
         return _csv_records(text), None
     records = [line.split(",") for line in physical]
     if '"' not in text:
-        return records, range(n)
+        return records, range(first, first + n)
     quoted = [i for i, line in enumerate(physical) if '"' in line]
     groups: list[tuple[int, int]] = []  # the lines [i, j) of a record with quotes
     k, q = 0, len(quoted)
@@ -173,18 +174,18 @@ def _split_records(text: str, physical: list[str]
     if len(groups) == q:  # every record is one line
         for (i, _), fields in zip(groups, parsed, strict=True):
             records[i] = fields
-        return records, range(n)
+        return records, range(first, first + n)
     out: list[list[str]] = []
     starts: list[int] = []
     done = 0
     for (i, j), fields in zip(groups, parsed, strict=True):
         out += records[done:i]
-        starts += range(done, i)
+        starts += range(first + done, first + i)
         out.append(fields)
-        starts.append(i)
+        starts.append(first + i)
         done = j
     out += records[done:]
-    starts += range(done, n)
+    starts += range(first + done, first + n)
     return out, starts
 
 
@@ -207,7 +208,6 @@ class NativeScanner(Scanner):
         self.source = source
         self.source_per_row = with_source
         self.force_extra = extra
-        self.export_date = export_date
         # `${export_date}`, `${snapshot_at}` of constants, and transforms' params
         self.load_parameters = load_parameters(export_date)
         self.copy_columns = list(entity.column_names)
@@ -423,7 +423,7 @@ class NativeScanner(Scanner):
                 physical.pop()
                 # lines with their ends: a quoted field keeps its line breaks as they are
                 try:
-                    records, at = _split_records(text, physical)
+                    records, at = _split_records(text, physical, first)
                 except csv.Error:
                     records = None
                 if records is not None:
@@ -449,16 +449,15 @@ class NativeScanner(Scanner):
 
     def _records(self, records: list[list[str]], at: Sequence[int] | None, text: str,
                  physical: list[str], first: int, out: list[str]) -> int:
-        """The records csv read from a block of lines (`at`: each one's first line in the
-        block, or None): as one block if they all fit, else one by one with their raw
+        """The records csv read from a block of lines (`at`: the number of each one's
+        first line, or None): as one block if they all fit, else one by one with their raw
         lines.
 
         Without `at`, a record starts on each line that begins outside quotes: after an
         even number of quotes (counted per line, in C). Where that count does not give one
         line per record (a quote inside an unquoted field), csv says where each ends."""
         if at is not None:
-            starts = [first + i for i in at] if isinstance(at, list) else \
-                range(first, first + len(physical))
+            starts = at
         else:
             outside = map(operator.not_, accumulate(
                 [line.count('"') & 1 for line in physical], operator.xor, initial=0))
