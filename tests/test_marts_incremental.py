@@ -29,8 +29,9 @@ from loading_helpers import edit_export
 from marts_helpers import Tables, layer_tables
 from psycopg import sql
 
+from customer_health.contract import ENTITIES
 from customer_health.generate import generate_landing
-from customer_health.loading import load_export
+from customer_health.loading import compaction, load_export
 from customer_health.modelling import transform
 
 START = date(2026, 10, 29)  # the full export; then nightly deltas across the end of October
@@ -89,20 +90,30 @@ def _state(url: str) -> dict[str, dict]:
 
 
 def _assert_figures_match_raw(url: str) -> None:
-    """The plans' fingerprint (audit.raw_partition_figures) agrees with raw: one row per
-    partition that exists, with its row count and latest _loaded_at; none of a replaced one."""
+    """The plans' fingerprint (audit.raw_night_figures) agrees with raw: a row per night of
+    each partition that exists, with its row count and latest _loaded_at; none of a replaced
+    one."""
     with psycopg.connect(url) as conn:
         figures = conn.execute(
-            "select partition::regclass::text, rows, loaded_at"
-            " from audit.raw_partition_figures").fetchall()
+            "select partition::regclass::text, export_date, rows, loaded_at"
+            " from audit.raw_night_figures").fetchall()
         partitions = [r[0] for r in conn.execute(
             "select inhrelid::regclass::text from pg_inherits as i"
             " join pg_class as p on p.oid = i.inhparent"
             " where p.relnamespace = 'raw'::regnamespace").fetchall()]
-        count = sql.SQL("select count(*), max(_loaded_at) from {}")
-        actual = {p: conn.execute(count.format(sql.Identifier(*p.split(".")))).fetchone()
-                  for p in partitions}
-    assert {p: (n, at) for p, n, at in figures} == actual
+        count = sql.SQL("select _export_date, count(*), max(_loaded_at) from {}"
+                        " group by _export_date")
+        actual = {(p, night): (n, at) for p in partitions for night, n, at in
+                  conn.execute(count.format(sql.Identifier(*p.split(".")))).fetchall()}
+    assert {(p, night): (n, at) for p, night, n, at in figures if n} == actual
+
+
+def _raw(url: str) -> dict[str, list[tuple]]:
+    """Every raw table's rows with their provenance, in order."""
+    with psycopg.connect(url) as conn:
+        return {e.raw_table: conn.execute(sql.SQL("select * from {} order by _export_date,"
+                                                  " _line_number").format(
+            sql.Identifier("raw", e.raw_table))).fetchall() for e in ENTITIES}
 
 
 def _read(landing: Path, system: str, day: date, entity: str) -> list[dict[str, str]]:
@@ -185,6 +196,15 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert state["staging.stg_crm__activities"]["regrouped"]
     assert state["intermediate.int_account_touchpoints"]["rebuilt"]  # its activities moved
     assert state["intermediate.int_subscription_intervals"]["rebuilt"]  # a customer moved
+
+    # October's nightly partitions folded into one (compaction, as a load does when the month
+    # is old enough): every row and its provenance kept, and no plan sees a change
+    raw_before = _raw(w.chain)
+    with psycopg.connect(w.chain, autocommit=True) as conn:
+        folded = [f for e in ENTITIES for f in compaction.compact(conn, e, fifth, 1)]
+    assert {f.table for f in folded} == {e.raw_table for e in ENTITIES}
+    assert all((f.month, f.nights) == ("2026-10", 2) for f in folded)  # 30th, 31st
+    assert _raw(w.chain) == raw_before
 
     # the next night: what was exported early becomes visible, incrementally
     _night(w, fifth)

@@ -42,9 +42,11 @@
                 'The night each incremental dbt model was built for and what it read:'
                 ' see dbt_project/macros/incremental_state.sql';
         end if;
-        if to_regclass('audit.raw_partition_figures') is null then
+        -- until issue 15 the figures were kept per partition (one night each)
+        drop table if exists audit.raw_partition_figures;
+        if to_regclass('audit.raw_night_figures') is null then
             create schema if not exists audit;
-            create table if not exists audit.raw_partition_figures (
+            create table if not exists audit.raw_night_figures (
                 partition oid not null,
                 time_column text not null,
                 parent regclass not null,
@@ -52,10 +54,10 @@
                 rows bigint not null,
                 loaded_at timestamptz,
                 latest timestamptz,
-                primary key (partition, time_column)
+                primary key (partition, time_column, export_date)
             );
-            comment on table audit.raw_partition_figures is
-                'What each raw partition (one night) holds, read once per partition:'
+            comment on table audit.raw_night_figures is
+                'What each night of each raw partition holds, read once per partition:'
                 ' see raw_partition_figures in dbt_project/macros/incremental_state.sql';
         end if;
     end
@@ -93,50 +95,53 @@
 {%- endmacro %}
 
 {#- The staging plans' fingerprint of raw, from the partition catalogue instead of the rows.
-    Each partition of a raw table holds one night, and the loader never changes a partition
-    once attached: it replaces a re-delivered night by attaching a new one (a new oid). So a
-    partition's figures (its rows, their latest _loaded_at and latest time column) are read
-    once, when a plan first meets the partition, and kept in audit.raw_partition_figures
-    keyed by its oid; a plan sums the figures of the nights up to its date instead of
-    counting the whole table (at 100,000 accounts and two years of nights, that count cost
-    stg_crm__activities 51 s a night). The figures of a replaced or dropped partition are
-    deleted here. A writer other than the loader that adds rows to a night a plan has read
-    must replace the night's partition, or run dbt with --full-refresh. -#}
+    A partition of a raw table holds one night (or, once folded, the nights of one month:
+    loading/compaction.py), and neither the loader nor the compaction ever changes a
+    partition once attached: a re-delivered night is a new partition, a folded month a new
+    one with the same rows (a new oid each). So a partition's figures per night (its rows,
+    their latest _loaded_at and latest time column) are read once, when a plan first meets
+    the partition, and kept in audit.raw_night_figures keyed by its oid; a plan sums the
+    figures of the nights up to its date instead of counting the whole table (at 100,000
+    accounts and two years of nights, that count cost stg_crm__activities 51 s a night).
+    The figures of a replaced or dropped partition are deleted here. A writer other than the
+    loader that adds rows to a night a plan has read must replace the night's partition, or
+    run dbt with --full-refresh. -#}
 {% macro raw_partition_figures_function() -%}
     create or replace function audit.raw_partition_figures(raw regclass, time_column text)
     returns table (export_date date, rows bigint, loaded_at timestamptz, latest timestamptz)
     language plpgsql as $fn$
     declare
         p record;
-        counted record;
     begin
-        delete from audit.raw_partition_figures as f
+        delete from audit.raw_night_figures as f
         where f.parent = raw
           and not exists (select 1 from pg_inherits as i
                           where i.inhparent = raw and i.inhrelid = f.partition);
         for p in
             select i.inhrelid as partition,
                    substring(pg_get_expr(c.relpartbound, c.oid) from '''([0-9-]+)''')::date
-                       as export_date
+                       as first_night
             from pg_inherits as i
             join pg_class as c on c.oid = i.inhrelid
             where i.inhparent = raw
-              and not exists (select 1 from audit.raw_partition_figures as f
+              and not exists (select 1 from audit.raw_night_figures as f
                               where f.partition = i.inhrelid
                                 and f.time_column = raw_partition_figures.time_column)
             order by i.inhrelid
         loop
-            execute format('select count(*) as n, max(_loaded_at) as loaded_at,'
-                           ' max(%I) as latest from %s', time_column, p.partition::regclass)
-                into counted;
-            insert into audit.raw_partition_figures
-            values (p.partition, time_column, raw, p.export_date, counted.n,
-                    counted.loaded_at, counted.latest)
+            execute format('insert into audit.raw_night_figures'
+                           ' select %s, %L, %s, _export_date, count(*), max(_loaded_at),'
+                           ' max(%I) from %s group by _export_date on conflict do nothing',
+                           p.partition, time_column, raw::oid, time_column,
+                           p.partition::regclass);
+            -- an empty partition (a night that delivered no rows) is known too
+            insert into audit.raw_night_figures
+            values (p.partition, time_column, raw, p.first_night, 0, null, null)
             on conflict do nothing;
         end loop;
         return query
             select f.export_date, f.rows, f.loaded_at, f.latest
-            from audit.raw_partition_figures as f
+            from audit.raw_night_figures as f
             where f.parent = raw and f.time_column = raw_partition_figures.time_column;
     end
     $fn$

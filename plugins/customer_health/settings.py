@@ -95,6 +95,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "share of quarantined rows above which a file is rejected whole",
     ),
     EnvVar(
+        "CHW_RAW_NIGHTLY_DAYS",
+        "62",
+        "raw keeps a partition per night for this many days; older months are folded into "
+        "one partition per month after a load, every row kept (0: never fold)",
+    ),
+    EnvVar(
         "CHW_SCHEDULE_START",
         "2026-11-01",
         "first logical date of the nightly schedule (catchup runs every night since)",
@@ -329,6 +335,11 @@ def schedule_start() -> date:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise ValueError(f"CHW_SCHEDULE_START={raw!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def raw_nightly_days() -> int:
+    """0 turns the folding of old nights into monthly partitions off."""
+    return _int("CHW_RAW_NIGHTLY_DAYS", 62)
 
 
 def task_retries() -> int:

@@ -12,6 +12,7 @@ rejected for its share of bad rows) in a transaction of its own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,7 @@ from upath import UPath
 from customer_health import settings
 from customer_health.contract import MANIFEST_NAME, SYSTEMS, Entity, entities
 from customer_health.contract import entity as contract_entity
-from customer_health.loading import formats, ledger
+from customer_health.loading import compaction, formats, ledger
 from customer_health.loading.formats.delivery import NativeDelivery
 from customer_health.loading.landing import (
     ExportFolder,
@@ -41,6 +42,8 @@ from customer_health.loading.quarantine import QuarantineSpool
 from customer_health.loading.raw_schema import contract_columns_ddl, ensure_schemas, partition_name
 from customer_health.loading.results import FileResult
 from customer_health.loading.scanner import CHUNK_SIZE, Scanner, UnreadableFile
+
+log = logging.getLogger(__name__)
 
 Landing = str | os.PathLike[str] | UPath
 Progress = Callable[[FileResult], object]
@@ -133,6 +136,7 @@ def load_export(url: str, landing: Landing, export_date: date | str, system: str
             folder, manifest, manifest_error = folders[ent.system]
             result = _load_entity(conn, folder, ent, _threshold(threshold), manifest,
                                   manifest_error)
+            _fold_old_nights(conn, ent, result)
             results.append(result)
             if progress is not None:
                 progress(result)
@@ -147,7 +151,26 @@ def load_file(url: str, landing: Landing, export_date: date | str, system: str, 
     with connect(url) as conn:
         prepare(conn)
         folder, manifest, manifest_error = _open_folder(landing, ent.system, export_date)
-        return _load_entity(conn, folder, ent, _threshold(threshold), manifest, manifest_error)
+        result = _load_entity(conn, folder, ent, _threshold(threshold), manifest, manifest_error)
+        _fold_old_nights(conn, ent, result)
+        return result
+
+
+def _fold_old_nights(conn: Connection, ent: Entity, result: FileResult) -> None:
+    """After a night loaded: old months of the table into monthly partitions (compaction).
+    A failure here loses nothing and fails no load: the nights stay as they were and the
+    next load tries again."""
+    days = settings.raw_nightly_days()
+    if result.status != "loaded" or days == 0:
+        return
+    try:
+        for folded in compaction.compact(conn, ent, result.export_date, days):
+            log.info("raw.%s: folded %d nights of %s (%d partitions, %d rows) into one"
+                     " partition", folded.table, folded.nights, folded.month,
+                     folded.partitions, folded.rows)
+    except psycopg.Error as exc:
+        log.warning("raw.%s: old nights not folded into monthly partitions this time: %s",
+                    ent.raw_table, exc)
 
 
 def _targets(system: str | None, entity: str | None) -> list[Entity]:
@@ -382,7 +405,7 @@ def _publish_partition(conn: Connection, ent: Entity, export_date: date,
              else sql.SQL(" alter column _source_file drop default,")))
     name = partition_name(ent, export_date)
     partition = sql.Identifier("raw", name)
-    replaced = None
+    replaced = compaction.take_out(conn, ent, export_date)
     if conn.execute("select to_regclass(%s)", (partition.as_string(conn),)).fetchone()[0]:
         replaced = conn.execute(sql.SQL("select count(*) from {}").format(partition)).fetchone()[0]
         conn.execute(sql.SQL("drop table {}").format(partition))
