@@ -139,19 +139,20 @@ def test_backtest_finds_the_score_predicts_churn_and_a_shuffled_score_does_not(
     print(f'churn-weighted AUC over {len(rows)} dates: {real:.3f}')
     assert real > 0.65, rows
 
-    # the same computation (the mart model) on scores shuffled within each date
+    # the same computation (the mart's model) on scores shuffled within each date
     with psycopg.connect(history.url) as conn:
         conn.execute(
             "with s as (select evaluation_date, account_id, health_score,"
             "  row_number() over (partition by evaluation_date order by account_id) as i,"
             "  row_number() over (partition by evaluation_date order by md5(account_id)) as j"
-            "  from marts.health_score_backtest_accounts)"
-            " update marts.health_score_backtest_accounts as t"
+            "  from intermediate.int_backtest_accounts)"
+            " update intermediate.int_backtest_accounts as t"
             " set health_score = donor.health_score"
             " from s as slot join s as donor"
             "  on donor.evaluation_date = slot.evaluation_date and donor.j = slot.i"
             " where t.evaluation_date = slot.evaluation_date and t.account_id = slot.account_id")
-    transform.run_dbt(["run", "--select", "health_score_backtest"], history.url, NIGHTS[-1])
+    transform.run_dbt(["run", "--full-refresh", "--select", "int_backtest_auc",
+                       "health_score_backtest"], history.url, NIGHTS[-1])
     shuffled = _churn_weighted_auc(_auc_rows(history.url))
     print(f'shuffled: {shuffled:.3f}')
     assert 0.38 < shuffled < 0.62, (real, shuffled)

@@ -150,7 +150,9 @@
 {#- Only the commands that build models plan (and write state); compile, docs and show render
     the full-build SQL. -#}
 {% macro incremental_planning() -%}
-    {{- return(execute and flags.WHICH in ('run', 'build', 'retry')) -}}
+    {#- a unit test renders the model against its fixtures: nothing to plan -#}
+    {{- return(execute and flags.WHICH in ('run', 'build', 'retry')
+               and model.resource_type != 'unit_test') -}}
 {%- endmacro %}
 
 {% macro incremental_state_key(relation=none) -%}
@@ -265,13 +267,15 @@
 {#- The plan of an intermediate model built from other incremental models (`upstreams`,
     relations). Incremental when this model was built for a night L <= D with the same
     settings and no upstream was rebuilt or moved a record to another group since; then
-    `since_at` (this model's built_at) tells which upstream rows changed: _written_at > since_at. -#}
-{% macro derived_plan(upstreams, seeds=[]) -%}
+    `since_at` (this model's built_at) tells which upstream rows changed: _written_at > since_at.
+    `inputs`: a fingerprint of inputs that are not incremental models (e.g. the back-test's
+    dates); when it changes, the model rebuilds, as when its settings change. -#}
+{% macro derived_plan(upstreams, seeds=[], inputs='') -%}
     {%- set d = as_of_date_str() -%}
     {%- if not incremental_planning() -%}
         {{- return({'mode': 'full', 'since': d, 'since_at': 'now()'}) -}}
     {%- endif -%}
-    {%- set settings = incremental_settings(seeds) -%}
+    {%- set settings = incremental_settings(seeds) ~ inputs -%}
     {%- set state = incremental_state() if is_incremental() else none -%}
     {%- if not is_incremental() -%}
         {%- set mode = 'full' -%}
@@ -390,3 +394,4 @@
     $indexes$
     {%- endif %}
 {%- endmacro %}
+

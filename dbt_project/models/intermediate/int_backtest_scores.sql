@@ -1,8 +1,8 @@
 -- Point-in-time health scores: for every evaluation date (int_backtest_dates) and every account
 -- live on it (MRR > 0, not deleted), the components, score and band it had at the end of that
 -- date, computed from raw as it was known then: only versions exported on or before the date
--- and stamped before its end (macro known_versions), so nothing exported or updated later
--- leaks in. Set-based over all dates at once (no replay of past nights). The facts mirror the
+-- and stamped before its end (the version spans of int_known_versions__*, kept and
+-- extended night by night), so nothing exported or updated later leaks in. Set-based over all dates at once (no replay of past nights). The facts mirror the
 -- nightly intermediate models; the formulas are the very macros the nightly mart uses
 -- (health_component_scores, health_score, health_band; macros/health_score.sql), and the
 -- weights those in force now (int_health_weights): the back-test judges today's rules.
@@ -46,14 +46,14 @@ with dates as (
 accounts as (
     select d.evaluation_date, a.account_id, lower(trim(a.segment)) as segment, a.account_team
     from dates as d
-    join ({{ known_versions(source('raw', 'crm_accounts'), 'account_id') }}) as a
+    join {{ ref('int_known_versions__crm_accounts') }} as a
         on {{ known_on('a', e) }}
     where not a.is_deleted
 ),
 customers as (
     select d.evaluation_date, c.customer_id, c.account_id
     from dates as d
-    join ({{ known_versions(source('raw', 'billing_customers'), 'customer_id') }}) as c
+    join {{ ref('int_known_versions__billing_customers') }} as c
         on {{ known_on('c', e) }}
 ),
 -- engagement: touches in the window (the latest of them gives the recency); an account touched
@@ -64,7 +64,7 @@ activities as (
         {{ utc_date('occurred_at') }} as occurred_on,
         greatest(known_from, {{ utc_date('occurred_at') }}) as counts_from,
         known_to
-    from ({{ known_versions(source('raw', 'crm_activities'), 'activity_id') }}) as v
+    from {{ ref('int_known_versions__crm_activities') }} as v
 ),
 touches as (
     select
@@ -109,7 +109,7 @@ tickets as (
             csat_score,
             known_from,
             known_to
-        from ({{ known_versions(source('raw', 'crm_support_tickets'), 'ticket_id') }}) as v
+        from {{ ref('int_known_versions__crm_support_tickets') }} as v
     ) as t
         on {{ known_on('t', e) }} and t.opened_at < {{ end_of_day(e) }}
     group by d.evaluation_date, t.account_id
@@ -122,8 +122,7 @@ nps as (
         count(*) filter (where {{ nps_promoter('r.score') }}) as promoters,
         count(*) filter (where {{ nps_detractor('r.score') }}) as detractors
     from dates as d
-    join ({{ known_versions(source('raw', 'crm_nps_responses'), 'response_id',
-                            version_column=none, time_column='responded_at') }}) as r
+    join {{ ref('int_known_versions__crm_nps_responses') }} as r
         on {{ known_on('r', e) }}
        and r.responded_at < {{ end_of_day(e) }}
        and {{ in_window(utc_date('r.responded_at'), e, 'sentiment_window_days') }}
@@ -132,7 +131,7 @@ nps as (
 failed_payments as (
     select d.evaluation_date, c.account_id, count(*) as failed_payments
     from dates as d
-    join ({{ known_versions(source('raw', 'billing_payments'), 'payment_id') }}) as p
+    join {{ ref('int_known_versions__billing_payments') }} as p
         on {{ known_on('p', e) }}
        and lower(trim(p.status)) = 'failed'
        and p.attempted_at < {{ end_of_day(e) }}
@@ -143,7 +142,7 @@ failed_payments as (
 overdue_invoices as (
     select d.evaluation_date, c.account_id, count(*) as overdue_invoices
     from dates as d
-    join ({{ known_versions(source('raw', 'billing_invoices'), 'invoice_id') }}) as i
+    join {{ ref('int_known_versions__billing_invoices') }} as i
         on {{ known_on('i', e) }}
        and lower(trim(i.status)) = 'open'
        and i.issued_at < {{ end_of_day(e) }}

@@ -102,7 +102,8 @@ def current_versions_sql(relation: str, key: str, as_of_date: datetime.date,
     root = project_dir or settings.dbt_project_dir()
     source = "\n".join((root / "macros" / name).read_text(encoding="utf-8")
                        for name in ("as_of.sql", "current_version.sql"))
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 (SQL)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,  # noqa: S701 (SQL)
+                             extensions=["jinja2.ext.do"])  # `do`, used by other macros there
     env.globals.update(
         var=lambda name, default=None: as_of_date.isoformat() if name == "as_of_date"
         else default,
