@@ -46,9 +46,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_dbt import raw_rows  # noqa: E402
 
 from customer_health import warehouse  # noqa: E402
-from customer_health.contract import ENTITIES  # noqa: E402
 from customer_health.generate import generate_landing  # noqa: E402
 
 #: Bump when the loader's raw layout changes: cached history databases of another version
@@ -172,9 +174,7 @@ def ensure_history(server: str, cache: Path, landing: Path, accounts: int, histo
                          "--landing", str(landing)], env, log)
     if code != 0:
         raise SystemExit(f"chw load failed (exit {code}); see {log}:\n{log.read_text()[-3000:]}")
-    with psycopg.connect(admin_url(server, building)) as conn:
-        rows = sum(conn.execute(sql.SQL("select count(*) from {}").format(
-            sql.Identifier("raw", e.raw_table))).fetchone()[0] for e in ENTITIES)
+    rows = raw_rows(admin_url(server, building))
     admin(server, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     admin(server, sql.SQL("alter database {} rename to {}").format(
         sql.Identifier(building), sql.Identifier(name)))

@@ -8,8 +8,8 @@ a night's load, the nights of every month that ended at least `CHW_RAW_NIGHTLY_D
 
 - the rows are copied as they are: `_export_date`, `_line_number`, `_loaded_at`,
   `_source_file` and `_extra` keep their values, so a night reads the same after as before
-  (only the partition it lives in changes: `audit.raw_partition_figures` reads the new
-  partition's figures per night, and they equal the old ones, so no model rebuilds);
+  (only the partition it lives in changes: dbt reads the new partition's figures per night
+  into `audit.raw_night_figures`, and they equal the old ones, so no model rebuilds);
 - the first export of a table (its full history) stays a partition of its own: it is read
   whole by full builds and copying it would gain nothing;
 - one transaction per month and table: an interruption leaves the nights as they were;
