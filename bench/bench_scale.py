@@ -219,7 +219,7 @@ def model_seconds(url: str, day: datetime.date) -> dict[str, float]:
 
 
 def run_nights(server: str, template: str, landing: Path, days: list[datetime.date],
-               work: Path, label: str) -> list[Night]:
+               work: Path, label: str, keep: bool = False) -> list[Night]:
     name = f"chw_scale_run_{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     admin(server, sql.SQL("create database {} template {} strategy file_copy").format(
@@ -246,8 +246,12 @@ def run_nights(server: str, template: str, landing: Path, days: list[datetime.da
                 print((work / f"run-{label}.log").read_text()[-4000:], file=sys.stderr)
                 break
     finally:
-        admin(server, sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
+        if keep:
+            print(f"  kept the database {name} (--keep-database): EXPLAIN the models there;"
+                  " --drop-cache removes it", flush=True)
+        else:
+            admin(server, sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(name)))
     return nights
 
 
@@ -301,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(default_cache))
     ap.add_argument("--drop-cache", action="store_true",
                     help="remove the cached landing areas and history databases, then stop")
+    ap.add_argument("--keep-database", action="store_true",
+                    help="keep each history's database after its nights (to EXPLAIN the"
+                         " models' SQL on the benchmark's data)")
     args = ap.parse_args(argv)
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -332,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             first = datetime.date.fromisoformat(loaded["last"]) + datetime.timedelta(days=1)
             days = [first + datetime.timedelta(days=i) for i in range(args.delta_nights + 1)]
-            results[history] = run_nights(server, template, landing, days, work, f"h{history}")
+            results[history] = run_nights(server, template, landing, days, work, f"h{history}",
+                                          args.keep_database)
         for history, nights in results.items():
             report(f"{history} days", nights)
         if len(results) >= 2:
