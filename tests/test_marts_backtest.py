@@ -269,3 +269,37 @@ def test_several_horizons_each_get_the_rows_one_horizon_alone_gets(history: Hist
             " where segment = 'all' group by 1").fetchall())
     assert per_horizon == {h: sum(v[1] for v in rows.values())
                            for h, rows in ((30, short), (90, long))}
+
+
+def test_a_new_horizon_is_added_incrementally_and_a_dropped_one_rebuilds(
+        history: History) -> None:
+    """A night that brings (evaluation date, horizon) pairs the back-test has no rows of yet
+    computes just those pairs, without rebuilding int_backtest_accounts (issue 15: a new
+    evaluation date once a month rebuilt it, a cost that grew with the history); a pair it
+    holds that is no longer wanted rebuilds it. Either way the rows and the AUC table equal a
+    full recomputation."""
+    dates = ",".join(d.isoformat() for d in (date(2026, 3, 1), date(2026, 5, 1)))
+    incremental = ["run", "--select", "int_backtest_dates+"]
+
+    def run(command: list[str], horizons: str) -> tuple[dict, list[tuple]]:
+        transform.run_dbt(command, history.url, NIGHTS[-1], extra_vars={
+            "backtest_evaluation_dates": dates, "backtest_horizon_days": horizons})
+        with psycopg.connect(history.url) as conn:
+            auc = conn.execute("select * from marts.health_score_backtest"
+                               " order by evaluation_date, segment, horizon_days").fetchall()
+        return _backtest_rows(history.url), auc
+
+    def rebuilt() -> bool:
+        with psycopg.connect(history.url) as conn:
+            return conn.execute(
+                "select rebuilt_at = built_at from audit.dbt_incremental_state"
+                " where model = 'intermediate.int_backtest_accounts'").fetchone()[0]
+
+    only_90 = run(BACKTEST, "90")
+    added = run(incremental, "30, 90")
+    assert not rebuilt()
+    assert {k[1] for k in added[0]} == {30, 90}
+    assert added == run(BACKTEST, "30, 90")
+    dropped = run(incremental, "90")
+    assert rebuilt()
+    assert dropped == only_90

@@ -144,6 +144,8 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert state["staging.stg_crm__activities"] == {
         "as_of_date": second, "rebuilt": False, "regrouped": False}
     assert not state["intermediate.int_account_touchpoints"]["rebuilt"]
+    # a new evaluation date (August 1st: its 90 days have passed) is added, not rebuilt
+    assert not state["intermediate.int_backtest_accounts"]["rebuilt"]
     _night(w, third)
     before = _assert_same(w, f"night {third}")
 

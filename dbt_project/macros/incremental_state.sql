@@ -269,8 +269,9 @@
     settings and no upstream was rebuilt or moved a record to another group since; then
     `since_at` (this model's built_at) tells which upstream rows changed: _written_at > since_at.
     `inputs`: a fingerprint of inputs that are not incremental models (e.g. the back-test's
-    dates); when it changes, the model rebuilds, as when its settings change. -#}
-{% macro derived_plan(upstreams, seeds=[], inputs='') -%}
+    weights); when it changes, the model rebuilds, as when its settings change. `rebuild`:
+    the model itself found that it must rebuild (e.g. an evaluation date it holds is gone). -#}
+{% macro derived_plan(upstreams, seeds=[], inputs='', rebuild=false) -%}
     {%- set d = as_of_date_str() -%}
     {%- if not incremental_planning() -%}
         {{- return({'mode': 'full', 'since': d, 'since_at': 'now()'}) -}}
@@ -279,7 +280,7 @@
     {%- set state = incremental_state() if is_incremental() else none -%}
     {%- if not is_incremental() -%}
         {%- set mode = 'full' -%}
-    {%- elif state is none or state.as_of_date > d or state.settings != settings -%}
+    {%- elif state is none or state.as_of_date > d or state.settings != settings or rebuild -%}
         {%- set mode = 'rebuild' -%}
     {%- else -%}
         {%- set keys = [] -%}

@@ -5,17 +5,21 @@
 -- the end of the evaluation date and before the end of the horizon's last day. A past date's
 -- score never changes; its outcome may be corrected by later exports.
 -- The rows of mart health_score_backtest_accounts.
--- Incremental (issue 15: rebuilt whole, it cost 16-19 s of every night at 100,000 accounts):
--- a night recomputes the outcomes of the accounts whose subscription intervals a run wrote
--- since this table's last build (macro derived_plan) and writes only the rows whose outcome
--- changed (a past date's score does not change). Rebuilt whole when the evaluation dates,
--- the scores or the weights changed (the plan's inputs), or int_subscription_intervals was
--- rebuilt or moved a subscription to another account.
+-- Incremental (issue 15: rebuilt whole, it cost 16-19 s of every night at 100,000 accounts,
+-- and rebuilding it for each new evaluation date made that night grow with the history): a
+-- night computes the rows of the (evaluation date, horizon) pairs it has no rows of yet (a
+-- new evaluation date, a new horizon) for every account, and recomputes the outcomes of the
+-- accounts whose subscription intervals a run wrote since this table's last build (macro
+-- derived_plan), writing only the rows whose outcome changed (a past date's score does not
+-- change). Rebuilt whole when the scores were rebuilt or their weights changed (the plan's
+-- inputs), a pair it holds is no longer wanted (a var changed), or int_subscription_intervals
+-- was rebuilt or moved a subscription to another account.
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
     unique_key=['evaluation_date', 'horizon_days', 'account_id'],
     indexes=[{'columns': ['evaluation_date', 'horizon_days', 'account_id']},
+             {'columns': ['account_id']},
              {'columns': ['_written_at']}],
 ) }}
 -- depends_on: {{ ref('int_health_weights') }}
@@ -23,22 +27,48 @@
 {%- set dates_model = ref('int_backtest_dates') %}
 {%- set intervals_model = ref('int_subscription_intervals') %}
 {%- set inputs = '' %}
+{%- set new_pairs = [] %}
+{%- set gone_pairs = [] %}
 {%- if incremental_planning() %}
 {%- set inputs = run_query(
-    "select coalesce(string_agg(evaluation_date || '/' || horizon_days, ','"
-    " order by evaluation_date, horizon_days), '')"
-    " || ';' || '" ~ scores_model ~ "'::regclass::oid"
+    "select '" ~ scores_model ~ "'::regclass::oid"
     " || ';' || coalesce((select max(weights_version)::text from " ~ ref('int_health_weights') ~ "), '')"
-    " from " ~ dates_model).columns[0].values()[0] %}
+    ).columns[0].values()[0] %}
+{%- if is_incremental() %}
+{%- set wanted = run_query(
+    "select evaluation_date::text || '/' || horizon_days from " ~ dates_model
+    ).columns[0].values() | list %}
+{#- the pairs this table holds: a skip scan of its (evaluation_date, horizon_days, account_id)
+    index, one probe per pair, instead of reading its rows -#}
+{%- set held = run_query(
+    "with recursive pairs as ("
+    " (select evaluation_date, horizon_days from " ~ this
+    ~ " order by evaluation_date, horizon_days limit 1)"
+    " union all"
+    " select n.evaluation_date, n.horizon_days from pairs as p cross join lateral ("
+    " select t.evaluation_date, t.horizon_days from " ~ this ~ " as t"
+    " where (t.evaluation_date, t.horizon_days) > (p.evaluation_date, p.horizon_days)"
+    " order by t.evaluation_date, t.horizon_days limit 1) as n)"
+    " select evaluation_date::text || '/' || horizon_days from pairs"
+    ).columns[0].values() | list %}
+{%- set new_pairs = wanted | reject('in', held) | list %}
+{%- set gone_pairs = held | reject('in', wanted) | list %}
 {%- endif %}
-{%- set plan = derived_plan([intervals_model], inputs=inputs) %}
+{%- endif %}
+{%- set plan = derived_plan([intervals_model], inputs=inputs, rebuild=gone_pairs | length > 0) %}
 {%- set incremental = plan.mode == 'incremental' %}
 {%- set changed_accounts -%}
     select distinct account_id from {{ intervals_model }} where _written_at > {{ plan.since_at }}
 {%- endset %}
+{%- set new_pair_filter -%}
+    (d.evaluation_date, d.horizon_days) in (
+    {%- for pair in new_pairs %}
+        (date '{{ pair.split('/')[0] }}', {{ pair.split('/')[1] | int }}){% if not loop.last %},{% endif %}
+    {%- endfor %})
+{%- endset %}
 with intervals as (
     select * from {{ intervals_model }}
-    {%- if incremental %}
+    {%- if incremental and not new_pairs %}
     where account_id in ({{ changed_accounts }})
     {%- endif %}
 ),
@@ -69,6 +99,15 @@ scores as (
     inner join {{ dates_model }} as d on d.evaluation_date = b.evaluation_date
     {%- if incremental %}
     where b.account_id in ({{ changed_accounts }})
+    {%- if new_pairs %}
+      and not {{ new_pair_filter }}
+    union all
+    -- every account of a pair new tonight
+    select b.*, d.horizon_days
+    from {{ scores_model }} as b
+    inner join {{ dates_model }} as d on d.evaluation_date = b.evaluation_date
+    where {{ new_pair_filter }}
+    {%- endif %}
     {%- endif %}
 ),
 churned as (
@@ -103,14 +142,15 @@ outcomes as (
 )
 {%- if incremental %},
 changed as (
-    -- only the rows whose outcome changed
+    -- only the rows that are new or whose outcome changed
     select o.*
     from outcomes as o
-    join {{ this }} as t
+    left join {{ this }} as t
         on t.evaluation_date = o.evaluation_date
        and t.horizon_days = o.horizon_days
        and t.account_id = o.account_id
-    where t.churned_within_horizon is distinct from o.churned_within_horizon
+    where t.account_id is null
+       or t.churned_within_horizon is distinct from o.churned_within_horizon
 )
 {%- endif %}
 {{ replace_rows('changed' if incremental else 'outcomes',

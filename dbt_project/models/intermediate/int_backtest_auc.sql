@@ -13,16 +13,30 @@
 ) }}
 {%- set accounts_model = ref('int_backtest_accounts') %}
 {%- set plan = derived_plan([accounts_model]) %}
+{%- set changed_dates = "select null::date as evaluation_date where false" %}
+{%- if plan.mode == 'incremental' %}
+{#- the dates as constants, found first: against a subquery the planner cannot tell how few
+    of the table's dates they are, and read all of them (it grows with the history) -#}
+{%- set dates = run_query(
+    "select distinct evaluation_date::text from " ~ accounts_model
+    ~ " where _written_at > " ~ plan.since_at ~ " order by 1").columns[0].values() | list %}
+{%- if dates %}
 {%- set changed_dates -%}
-    select distinct evaluation_date from {{ accounts_model }} where _written_at > {{ plan.since_at }}
+    select d::date as evaluation_date from unnest(array[
+    {%- for d in dates %}'{{ d }}'{% if not loop.last %}, {% endif %}{% endfor -%}
+    ]) as d
 {%- endset %}
+{%- endif %}
+{%- endif %}
 with accounts as (
     select a.*, g.segment_group
     from {{ accounts_model }} as a
     cross join lateral (values (a.segment), ('all')) as g (segment_group)
     where a.health_score is not null
     {%- if plan.mode == 'incremental' %}
-      and a.evaluation_date in ({{ changed_dates }})
+      and a.evaluation_date = any(array[
+      {%- for d in dates %}date '{{ d }}'{% if not loop.last %}, {% endif %}{% endfor -%}
+      ]::date[])
     {%- endif %}
 ),
 counts as (

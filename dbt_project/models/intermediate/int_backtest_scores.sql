@@ -19,7 +19,7 @@
     pre_hook='set local enable_nestloop = off',
     incremental_strategy='delete+insert',
     unique_key='evaluation_date',
-    indexes=[{'columns': ['evaluation_date']}],
+    indexes=[{'columns': ['evaluation_date']}, {'columns': ['account_id']}],
 ) }}
 {%- set e = 'd.evaluation_date' %}
 {%- set todo_dates -%}
