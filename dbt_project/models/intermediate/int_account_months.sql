@@ -9,7 +9,7 @@
     materialized='incremental',
     incremental_strategy='replace_keys',
     unique_key=['month', 'account_id'],
-    indexes=[{'columns': ['account_id']}, {'columns': ['month']}],
+    indexes=[{'columns': ['account_id', 'month']}, {'columns': ['month']}],
 ) }}
 {%- set account_versions = ref('stg_crm__account_versions') %}
 {%- set accounts_now = ref('stg_crm__accounts') %}
