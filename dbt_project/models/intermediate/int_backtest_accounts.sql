@@ -66,6 +66,15 @@
         (date '{{ pair.split('/')[0] }}', {{ pair.split('/')[1] | int }}){% if not loop.last %},{% endif %}
     {%- endfor %})
 {%- endset %}
+{#- the moments that can decide a new pair's outcome: from the end of its earliest date to
+    the end of its latest date's horizon (a churn counts only within a pair's horizon) -#}
+{%- set new_dates = [] %}
+{%- set new_ends = [] %}
+{%- for pair in new_pairs %}
+{%- do new_dates.append(pair.split('/')[0]) %}
+{%- do new_ends.append(modules.datetime.date.fromisoformat(pair.split('/')[0])
+                       + modules.datetime.timedelta(days=pair.split('/')[1] | int)) %}
+{%- endfor %}
 with intervals as (
     select * from {{ intervals_model }}
     {%- if incremental and not new_pairs %}
@@ -79,6 +88,11 @@ changes as (
     from intervals as s
     cross join lateral (values (s.valid_from), (s.started_at), (s.canceled_at)) as m (changed_at)
     where m.changed_at is not null
+    {%- if incremental and new_pairs %}
+      and (s.account_id in ({{ changed_accounts }})
+           or (m.changed_at >= {{ end_of_day("date '" ~ new_dates | min ~ "'") }}
+               and m.changed_at < {{ end_of_day("date '" ~ new_ends | max ~ "'") }}))
+    {%- endif %}
 ),
 zero_moments as (
     -- changes right after which the account's MRR is 0
