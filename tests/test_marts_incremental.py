@@ -89,6 +89,20 @@ def _state(url: str) -> dict[str, dict]:
     return {m: {"as_of_date": d, "rebuilt": r, "regrouped": g} for m, d, r, g in rows}
 
 
+def _written_by_last_build(url: str) -> dict[str, tuple[int, int]]:
+    """Per incremental model: (its rows stamped with its last build's built_at, all its rows).
+    The dbt tests check the former (macro get_where_subquery): a build stamps both with one
+    now(), inside one transaction."""
+    with psycopg.connect(url) as conn:
+        models = [r[0] for r in conn.execute(
+            "select model from audit.dbt_incremental_state where built_at is not null")]
+        return {m: conn.execute(sql.SQL(
+                    "select count(*) filter (where t._written_at = s.built_at), count(*)"
+                    " from {} as t, audit.dbt_incremental_state as s where s.model = %s"
+                ).format(sql.Identifier(*m.split("."))), (m,)).fetchone()
+                for m in models}
+
+
 def _assert_figures_match_raw(url: str) -> None:
     """The plans' fingerprint (audit.raw_night_figures) agrees with raw: a row per night of
     each partition that exists, with its row count and latest _loaded_at; none of a replaced
@@ -138,6 +152,11 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     # the full export, then two nights (the second one the last of October)
     _night(w, first)
     _assert_same(w, f"first night {first}")
+    # the first build wrote every row of every incremental model, stamped with its built_at
+    written = _written_by_last_build(w.chain)
+    assert written["intermediate.int_backtest_accounts"][1] > 0
+    assert written["intermediate.int_backtest_scores"][1] > 0
+    assert {m: n for m, (n, _) in written.items()} == {m: t for m, (_, t) in written.items()}
     _night(w, second)
     _assert_same(w, f"night {second}")
     state = _state(w.chain)
@@ -153,6 +172,12 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     _build_chain(w, third)
     assert layer_tables(w.chain) == before
     assert not _state(w.chain)["staging.stg_billing__invoices"]["rebuilt"]
+    # a build that wrote no rows leaves its tests none to check, not its older rows (issue 15:
+    # re-testing the last full build's rows cost 1.5-2.2 s a night at 100,000 accounts)
+    written = _written_by_last_build(w.chain)
+    for model in ("staging.stg_billing__invoices", "intermediate.int_backtest_accounts",
+                  "intermediate.int_backtest_scores"):
+        assert written[model][0] == 0 < written[model][1], model
 
     # a re-delivered file replaces the night's rows (fewer activities, one changed, an invoice
     # less); the re-run recomputes what the replaced date fed

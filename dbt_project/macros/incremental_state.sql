@@ -343,6 +343,14 @@
     $state$;
     {{ ensure_indexes() }}
     {%- elif config.get('materialized') == 'incremental' %}
+    {%- if (config.get('meta') or {}).get('stamps_written_at') and incremental_planning() %}
+    {#- a model of dbt's own strategies that stamps its rows with now() as _written_at
+        (int_backtest_scores) records the moment of its build, so that its tests check the
+        rows this build wrote, none when it wrote none (macro get_where_subquery) -#}
+    insert into audit.dbt_incremental_state as s (model, built_at)
+    values ('{{ incremental_state_key() }}', now())
+    on conflict (model) do update set built_at = excluded.built_at;
+    {%- endif %}
     {{ analyze_if_stale() }};
     {{ ensure_indexes() }}
     {%- else %}
