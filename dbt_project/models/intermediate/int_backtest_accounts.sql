@@ -24,10 +24,6 @@
 ) }}
 -- depends_on: {{ ref('int_health_weights') }}
 {%- set scores_model = ref('int_backtest_scores') %}
-{#- the scores' own columns, not its bookkeeping (_written_at) -#}
-{%- set score_columns = 'b.evaluation_date, b.account_id, b.segment, b.account_team, b.mrr,'
-    ' b.engagement_score, b.support_score, b.sentiment_score, b.billing_score,'
-    ' b.health_score, b.health_band, b.weights_version' %}
 {%- set dates_model = ref('int_backtest_dates') %}
 {%- set intervals_model = ref('int_subscription_intervals') %}
 {%- set inputs = '' %}
@@ -112,7 +108,7 @@ zero_moments as (
     having coalesce(sum(s.mrr_reporting), 0) = 0
 ),
 scores as (
-    select {{ score_columns }}, d.horizon_days
+    select {{ backtest_score_columns('b') }}, d.horizon_days
     from {{ scores_model }} as b
     inner join {{ dates_model }} as d on d.evaluation_date = b.evaluation_date
     {%- if incremental %}
@@ -121,7 +117,7 @@ scores as (
       and not {{ new_pair_filter }}
     union all
     -- every account of a pair new tonight
-    select {{ score_columns }}, d.horizon_days
+    select {{ backtest_score_columns('b') }}, d.horizon_days
     from {{ scores_model }} as b
     inner join {{ dates_model }} as d on d.evaluation_date = b.evaluation_date
     where {{ new_pair_filter }}

@@ -45,10 +45,7 @@
 {%- endif %}
 {%- if not todo %}
 -- nothing to compute tonight (columns named: a table built before _written_at lacks it)
-select
-    evaluation_date, account_id, segment, account_team, mrr, engagement_score, support_score,
-    sentiment_score, billing_score, health_score, health_band, weights_version,
-    now() as _written_at
+select {{ backtest_score_columns() }}, now() as _written_at
 from {{ this }} where false
 {%- else %}
 with dates as (

@@ -21,3 +21,14 @@
     {%- endif -%}
     {{- return(horizons | sort) -}}
 {%- endmacro %}
+
+{#- The columns of int_backtest_scores that are the score (not its bookkeeping, _written_at),
+    each prefixed with `alias.` when given: what int_backtest_accounts reads of it, and the
+    shape of the scores model's empty night. -#}
+{% macro backtest_score_columns(alias=none) -%}
+    {%- set columns = ['evaluation_date', 'account_id', 'segment', 'account_team', 'mrr',
+                       'engagement_score', 'support_score', 'sentiment_score',
+                       'billing_score', 'health_score', 'health_band', 'weights_version'] -%}
+    {%- set prefix = alias ~ '.' if alias is not none else '' -%}
+    {{- prefix ~ columns | join(', ' ~ prefix) -}}
+{%- endmacro %}
