@@ -334,7 +334,8 @@ def by_key(rows: list[dict], *keys: str) -> dict:
 
 
 def layer_tables(url: str, layers: Iterable[str] = ("staging", "intermediate", "marts")) -> Tables:
-    """Every table of the layers (schemas), its columns (but _written_*) and sorted rows."""
+    """Every table of the layers (schemas), its columns (but the times a build wrote or
+    computed a row: _written_*, computed_at) and sorted rows."""
     with psycopg.connect(url) as conn:
         names = conn.execute(
             "select table_schema, table_name from information_schema.tables"
@@ -345,7 +346,8 @@ def layer_tables(url: str, layers: Iterable[str] = ("staging", "intermediate", "
             columns = [r[0] for r in conn.execute(
                 "select column_name from information_schema.columns"
                 " where table_schema = %s and table_name = %s"
-                " and column_name not like '\\_written%%' order by column_name",
+                " and column_name not like '\\_written%%' and column_name <> 'computed_at'"
+                " order by column_name",
                 (schema, table)).fetchall()]
             rows = conn.execute(sql.SQL("select {} from {}").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)),

@@ -233,3 +233,73 @@ def test_the_committed_context_needed_no_change(gx_root: Path, marts_url: str) -
     validate_marts(marts_url, "marts_staging", DAY, "run-marts-sync")
     # the checkout's own files (settings.expectations_dir() is gx_root's copy here)
     assert _committed(gx_root / "expectations") == _committed(CHECKOUT_EXPECTATIONS)
+
+
+def test_the_nightly_gate_reads_the_rows_that_differ_from_the_published_marts(
+        gx_root: Path, fresh_database: Callable[[], str]) -> None:
+    """With `published`, a monthly mart is read on the dates the build wrote that `marts`
+    does not hold, and the back-test's accounts on those with a row computed since the
+    published copy's newest (every row of such an account); without it, whole."""
+    from customer_health.publishing import wap
+
+    url = fresh_database()
+    published_night = date(2026, 11, 2)
+    wap.prepare_shadow(url)  # no marts yet: an empty shadow
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(MART_DDL.format(s=wap.SHADOW))
+        for table in ("revenue_movements", "revenue_retention", "nps_monthly"):
+            conn.execute(f"alter table {wap.SHADOW}.{table}"
+                         " add column as_of_date date default '2026-11-02'")
+        conn.execute(f"alter table {wap.SHADOW}.health_score_backtest_accounts"
+                     " add column computed_at timestamptz default '2026-11-02 01:00Z'")
+    wap.mark_building(url, published_night)
+    wap.swap_in(url, published_night)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # rows the gate would fail today (say an expectation added since) that `marts`
+        # already publishes
+        conn.execute("""
+            insert into marts.revenue_movements values
+                ('2026-09-01', 'A9', 'new', -1, 0, '2026-11-02');
+            insert into marts.health_score_backtest_accounts values
+                ('2026-06-01', 90, 'A1', 82.5, 'critical', 80, 70, null, 90, 100, false,
+                 '2026-11-02 01:00Z');
+        """)
+    wap.prepare_shadow(url)
+    wap.mark_building(url, DAY)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert wap.unpublished_dates(conn, wap.SHADOW) == [DAY]
+        assert wap.unpublished_dates(conn, wap.PUBLISHED) == []
+        # tonight: November rewritten (one row wrong), A2's outcome computed again, its new
+        # row clashing with its old one
+        conn.execute(f"""
+            delete from {wap.SHADOW}.revenue_movements where month = '2026-11-01';
+            insert into {wap.SHADOW}.revenue_movements values
+                ('2026-11-01', 'A1', 'expansion', 100, 80, '{DAY}'),
+                ('2026-11-01', 'A3', 'new', -5, 0, '{DAY}');
+            insert into {wap.SHADOW}.health_score_backtest_accounts values
+                ('2026-07-01', 90, 'A2', 39.9, 'critical', 30, 50, 40, 20, 50, false, now());
+        """)  # noqa: S608 (constants)
+
+    nightly = validate_marts(url, wap.SHADOW, DAY, "run-changed", expected_account_count=4,
+                             published=wap.PUBLISHED)
+    failed = {(o.suite, o.expectation): o.observed_value for o in nightly.failures}
+    assert set(failed) == {
+        ("marts.revenue_movements", "between(mrr)"),
+        ("marts.health_score_backtest_accounts",
+         "unique(evaluation_date, horizon_days, account_id)"),
+    }, nightly.summary()
+    assert "-5" in failed[("marts.revenue_movements", "between(mrr)")]
+    assert "-1" not in failed[("marts.revenue_movements", "between(mrr)")]
+
+    whole = validate_marts(url, wap.SHADOW, DAY, "run-whole", expected_account_count=4)
+    failed = {(o.suite, o.expectation): o.observed_value for o in whole.failures}
+    assert set(failed) == {
+        ("marts.revenue_movements", "between(mrr)"),
+        ("marts.health_score_backtest_accounts",
+         "unique(evaluation_date, horizon_days, account_id)"),
+        ("marts.health_score_backtest_accounts", "band_matches_score"),
+    }, whole.summary()
+    assert "-1" in failed[("marts.revenue_movements", "between(mrr)")]
+    with psycopg.connect(url) as conn:  # the batch schemas are gone
+        assert conn.execute("select count(*) from pg_namespace where nspname like"
+                            " 'chw\\_quality\\_%'").fetchone()[0] == 0

@@ -211,6 +211,33 @@ def mark_building(url: str, as_of_date: date) -> int:
     return generation
 
 
+def unpublished_dates(conn: Connection, schema: str,
+                      published_schema: str = PUBLISHED) -> list[date] | None:
+    """The as_of_dates whose rows in `schema` differ from the published marts': those a
+    build wrote there that `marts` does not hold (tonight's, in the shadow after
+    `prepare_shadow`). Every other date's rows are the published ones, which passed the
+    gate. None when there is nothing to compare with (no `marts`, no `schema`, or no
+    generations recorded for it): every row is new."""
+    conn.execute(_DDL)
+    published, own = _schema_oid(conn, published_schema), _schema_oid(conn, schema)
+    if published is None or own is None:
+        return None
+    if own == published:
+        return []
+    recorded = conn.execute("select 1 from audit.mart_generations where schema_oid = %s"
+                            " limit 1", (own,)).fetchone()
+    if recorded is None:
+        return None
+    return [r[0] for r in conn.execute(
+        "select as_of_date from"
+        " (select as_of_date, generation from audit.mart_generations"
+        "  where schema_oid = %s) as s"
+        " left join (select as_of_date, generation from audit.mart_generations"
+        "  where schema_oid = %s) as p using (as_of_date)"
+        " where s.generation is distinct from p.generation order by as_of_date",
+        (own, published)).fetchall()]
+
+
 def _already_published(conn: Connection, published: int, shadow: int, day: date) -> bool:
     conn.execute(_DDL)
     rows = dict(conn.execute(

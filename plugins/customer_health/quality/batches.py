@@ -2,11 +2,13 @@
 
 GX reads each batch as a whole table. For every suite of a validation, a view named
 like the suite's table selects the rows to check (a raw table's night, a dated mart's
-`as_of_date`, or all of an undated mart) from wherever they are (`raw`, `marts`,
-`marts_staging`...). The views live in a schema made for this one validation and
-dropped at its end, so concurrent validations never meet, nothing lingers that could
-hold a mart table (a view would block dbt's `drop table`), and GX never has to list
-the partitions of a big table to find one day.
+`as_of_date`, the rows a night changed, or all of a mart; quality/marts.py) from wherever
+they are (`raw`, `marts`, `marts_shadow`...). A selection that no index serves over a big
+table is copied once into a table there instead, since every expectation reads the batch
+again. The views live in a schema made for this one validation and dropped at its end,
+so concurrent validations never meet, nothing lingers that could hold a mart table (a
+view would block dbt's `drop table`), and GX never has to list the partitions of a big
+table to find one day.
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ class BatchView:
     source_table: str
     date_column: str | None = None  # with `day`: only that day's rows
     day: date | None = None
+    #: any other selection of rows (a filter on the source table, aliased `t`)
+    where: sql.Composable | None = None
+    #: copy the selected rows into a table once, instead of a view that every expectation
+    #: would evaluate again (a filter no index serves, over a big table)
+    materialize: bool = False
+
+    def condition(self) -> sql.Composable | None:
+        if self.date_column and self.day is not None:
+            return sql.SQL("{} = {}").format(sql.Identifier(self.date_column),
+                                             sql.Literal(self.day))
+        return self.where
 
 
 def table_exists(conn: Connection, schema: str, table: str) -> bool:
@@ -46,11 +59,11 @@ def batch_schema(conn: Connection, views: list[BatchView]) -> Iterator[str]:
     with conn.transaction():
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
         for view in views:
-            where = sql.SQL("")
-            if view.date_column and view.day is not None:
-                where = sql.SQL(" where {} = {}").format(
-                    sql.Identifier(view.date_column), sql.Literal(view.day))
-            conn.execute(sql.SQL("create view {} as select * from {}{}").format(
+            condition = view.condition()
+            where = sql.SQL("") if condition is None else sql.SQL(" where {}").format(condition)
+            kind = sql.SQL("unlogged table" if view.materialize else "view")
+            conn.execute(sql.SQL("create {} {} as select * from {} as t{}").format(
+                kind,
                 sql.Identifier(schema, view.name),
                 sql.Identifier(view.source_schema, view.source_table),
                 where,

@@ -16,5 +16,6 @@ select
     billing_score,
     mrr,
     churned_within_horizon,
-    weights_version
+    weights_version,
+    _written_at as computed_at
 from {{ ref('int_backtest_accounts') }}
