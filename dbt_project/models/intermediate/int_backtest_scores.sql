@@ -40,8 +40,15 @@
     {%- endif %}
 {%- endset %}
 {%- set todo = true %}
+{#- probe: a night with a few new dates (one a month) finds whether each account was ever
+    touched by an index probe per account and date instead of reading every activity version
+    (6.4 s of 18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed);
+    a build of many dates (the first, a change of weights) reads them once for all dates. -#}
+{%- set probe = false %}
 {%- if is_incremental() and execute %}
-{%- set todo = run_query('select count(*) from (' ~ todo_dates ~ ') as d').columns[0].values()[0] > 0 %}
+{%- set todo_count = run_query('select count(*) from (' ~ todo_dates ~ ') as d').columns[0].values()[0] %}
+{%- set todo = todo_count > 0 %}
+{%- set probe = todo_count <= 3 %}
 {%- endif %}
 {%- if not todo %}
 -- nothing to compute tonight (columns named: a table built before _written_at lacks it)
@@ -88,6 +95,20 @@ touches as (
     group by d.evaluation_date, a.account_id
 ),
 touched as (
+    {%- if probe %}
+    -- touched on the date: some activity version current then counts on or before it
+    -- (the same set as the union below; index on account_id, first match only)
+    select a.evaluation_date, a.account_id
+    from accounts as a
+    cross join lateral (
+        select 1
+        from {{ ref('int_known_versions__crm_activities') }} as v
+        where v.account_id = a.account_id
+          and greatest(v.known_from, {{ utc_date('v.occurred_at') }}) <= a.evaluation_date
+          and (v.known_to is null or a.evaluation_date < v.known_to)
+        limit 1
+    ) as hit
+    {%- else %}
     -- an activity that stays current touches its account from the date it counts on
     select d.evaluation_date, t.account_id
     from (
@@ -100,6 +121,7 @@ touched as (
     select d.evaluation_date, a.account_id
     from activities as a
     join dates as d on d.evaluation_date >= a.counts_from and d.evaluation_date < a.known_to
+    {%- endif %}
 ),
 tickets as (
     select
