@@ -32,3 +32,46 @@
     {%- set prefix = alias ~ '.' if alias is not none else '' -%}
     {{- prefix ~ columns | join(', ' ~ prefix) -}}
 {%- endmacro %}
+
+{#- The evaluation dates int_backtest_scores computes tonight: every date of
+    int_backtest_dates on a full build; on an incremental one, those it holds no rows of
+    with the weights in force (a new date whose horizon passed, or all after a change of
+    weights). Used by the model and by its session settings (a pre-hook). -#}
+{% macro backtest_score_dates() -%}
+    select distinct b.evaluation_date from {{ ref('int_backtest_dates') }} as b
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as t
+        where t.evaluation_date = b.evaluation_date
+          and t.weights_version = (select max(weights_version) from {{ ref('int_health_weights') }})
+    )
+    {%- endif %}
+{%- endmacro %}
+
+{#- How many dates int_backtest_scores computes tonight; none on a full build (all of them)
+    or at parse time. -#}
+{% macro backtest_score_date_count() -%}
+    {%- if is_incremental() and execute -%}
+        {{- return(run_query('select count(*) from (' ~ backtest_score_dates() ~ ') as d').columns[0].values()[0]) -}}
+    {%- endif -%}
+    {{- return(none) -}}
+{%- endmacro %}
+
+{#- A night that scores a few dates (a new evaluation date, one a month) probes per account
+    (int_backtest_scores); a build of many (the first, a change of weights) reads each source
+    once for all dates. -#}
+{% macro backtest_scores_probe(count) -%}
+    {{- return(count is not none and count <= 3) -}}
+{%- endmacro %}
+
+{#- int_backtest_scores' planner settings (its pre-hook). No nested loops: every join of a
+    many-dates build is dates x keys over whole sets, and PostgreSQL's row estimates of the
+    filtered window results collapse to 1, so it picked nested loops that rescanned whole
+    subqueries per row (PostgreSQL 16: 135 s where hash joins take under 1 s for 150 accounts
+    x 3 dates; docs/marts.md, Speed). On a probing night no merge joins either: the same
+    estimates made it sort a million subscription versions three times to merge-join them
+    (at 100,000 accounts x 365 days a new date took 14.8 s so, 10.5 s with hash joins). -#}
+{% macro backtest_scores_settings() -%}
+    set local enable_nestloop = off
+    {%- if backtest_scores_probe(backtest_score_date_count()) %}; set local enable_mergejoin = off{% endif %}
+{%- endmacro %}

@@ -10,13 +10,11 @@
 -- rows exported by then count), so a night computes only the dates it has no rows of yet with
 -- today's weights (a new date whose horizon passed, or every date after a change of weights).
 -- After a change of the formula or a window var: dbt run --full-refresh -s int_backtest_scores.
--- No nested loops (for this model's transaction only): every join here is dates x keys over
--- whole sets, and PostgreSQL's row estimates of the filtered window results collapse to 1,
--- so it picked nested loops that rescanned whole subqueries per row (PostgreSQL 16: 135 s
--- where hash joins take under 1 s for 150 accounts x 3 dates; docs/marts.md, Speed).
+-- No nested loops, and on a night of a few new dates no merge joins (for this model's
+-- transaction only): macro backtest_scores_settings.
 {{ config(
     materialized='incremental',
-    pre_hook='set local enable_nestloop = off',
+    pre_hook='{{ backtest_scores_settings() }}',
     incremental_strategy='delete+insert',
     unique_key='evaluation_date',
     on_schema_change='append_new_columns',
@@ -29,27 +27,13 @@
     last build only, none when it computed nothing (whole-table tests cost 1.1-2.5 s of every
     night at 100,000 accounts and grew with the dates). -#}
 {%- set e = 'd.evaluation_date' %}
-{%- set todo_dates -%}
-    select distinct b.evaluation_date from {{ ref('int_backtest_dates') }} as b
-    {%- if is_incremental() %}
-    where not exists (
-        select 1 from {{ this }} as t
-        where t.evaluation_date = b.evaluation_date
-          and t.weights_version = (select max(weights_version) from {{ ref('int_health_weights') }})
-    )
-    {%- endif %}
-{%- endset %}
-{%- set todo = true %}
-{#- probe: a night with a few new dates (one a month) finds whether each account was ever
-    touched by an index probe per account and date instead of reading every activity version
-    (6.4 s of 18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed);
-    a build of many dates (the first, a change of weights) reads them once for all dates. -#}
-{%- set probe = false %}
-{%- if is_incremental() and execute %}
-{%- set todo_count = run_query('select count(*) from (' ~ todo_dates ~ ') as d').columns[0].values()[0] %}
-{%- set todo = todo_count > 0 %}
-{%- set probe = todo_count <= 3 %}
-{%- endif %}
+{%- set todo_dates = backtest_score_dates() %}
+{#- probe: a night with a few new dates finds whether each account was ever touched by an
+    index probe per account and date instead of reading every activity version (6.4 s of
+    18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed). -#}
+{%- set todo_count = backtest_score_date_count() %}
+{%- set todo = todo_count is none or todo_count > 0 %}
+{%- set probe = backtest_scores_probe(todo_count) %}
 {%- if not todo %}
 -- nothing to compute tonight (columns named: a table built before _written_at lacks it)
 select {{ backtest_score_columns() }}, now() as _written_at
@@ -181,36 +165,59 @@ overdue_invoices as (
     group by d.evaluation_date, c.account_id
 ),
 -- subscriptions: every version visible on the date (a version delivered twice keeps the later
--- export), in effect until the next one's updated_at, as stg_billing__subscription_versions
+-- export), in effect until the next one's updated_at, as stg_billing__subscription_versions.
+-- Sorted narrow (the keys of each version's raw row), its terms read back from raw only for
+-- the versions the facts below can count: issue 15, the wide sort of every version ever
+-- exported cost 8.7 s of a new date's 18.7 at 100,000 accounts x 365 days.
 subscription_versions as (
     select distinct on (d.evaluation_date, r.subscription_id, r.updated_at)
         d.evaluation_date,
         r.subscription_id,
         r.customer_id,
-        r.mrr,
-        upper(trim(r.currency)) as currency,
-        lower(trim(r.status)) as status,
-        r.started_at,
-        r.canceled_at,
-        r.updated_at as valid_from
+        r.updated_at as valid_from,
+        r._export_date,
+        r._source_file,
+        r._line_number
     from dates as d
     join {{ source('raw', 'billing_subscriptions') }} as r
         on {{ known_since(source('raw', 'billing_subscriptions')) }} <= d.evaluation_date
     order by d.evaluation_date, r.subscription_id, r.updated_at,
         r._export_date desc, r._line_number desc
 ),
-subscription_intervals as (
+subscription_spans as (
     select
         v.*,
         lead(v.valid_from) over (
             partition by v.evaluation_date, v.subscription_id order by v.valid_from
         ) as valid_to,
-        c.account_id,
-        {{ to_reporting('v.mrr') }} as mrr_reporting
+        c.account_id
     from subscription_versions as v
     join customers as c on c.evaluation_date = v.evaluation_date and c.customer_id = v.customer_id
-    {{ join_rates('v.currency') }}
+),
+subscription_intervals as (
+    -- the versions in effect at the end of the date or billing_window_days earlier: no fact
+    -- below counts an earlier one
+    select
+        s.evaluation_date,
+        s.subscription_id,
+        s.account_id,
+        s.valid_from,
+        s.valid_to,
+        upper(trim(r.currency)) as currency,
+        lower(trim(r.status)) as status,
+        r.started_at,
+        r.canceled_at,
+        {{ to_reporting('r.mrr') }} as mrr_reporting
+    from subscription_spans as s
+    join {{ source('raw', 'billing_subscriptions') }} as r
+        on r._export_date = s._export_date
+       and r._source_file = s._source_file
+       and r._line_number = s._line_number
+    {{ join_rates('upper(trim(r.currency))') }}
     {{ join_reporting_rate() }}
+    where s.valid_to is null
+       or s.valid_to >= {{ end_of_day('s.evaluation_date') }}
+          - interval '{{ var("billing_window_days") }} days'
 ),
 subscriptions as (
     -- mrr now and billing_window_days earlier, past-due subscriptions (int_account_subscription_facts)
