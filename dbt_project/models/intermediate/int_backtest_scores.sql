@@ -30,10 +30,15 @@
 {%- set todo_dates = backtest_score_dates() %}
 {#- probe: a night with a few new dates finds whether each account was ever touched by an
     index probe per account and date instead of reading every activity version (6.4 s of
-    18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed). -#}
+    18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed), and its
+    touches in the window through the index on occurred_at (2.7 s -> 1.4 s, flat). -#}
 {%- set todo_count = backtest_score_date_count() %}
 {%- set todo = todo_count is none or todo_count > 0 %}
 {%- set probe = backtest_scores_probe(todo_count) %}
+{%- if probe %}
+{%- set probe_dates = run_query('select min(evaluation_date)::text, max(evaluation_date)::text from ('
+    ~ todo_dates ~ ') as d').rows[0] %}
+{%- endif %}
 {%- if not todo %}
 -- nothing to compute tonight (columns named: a table built before _written_at lacks it)
 select {{ backtest_score_columns() }}, now() as _written_at
@@ -64,6 +69,12 @@ activities as (
         greatest(known_from, {{ utc_date('occurred_at') }}) as counts_from,
         known_to
     from {{ ref('int_known_versions__crm_activities') }} as v
+    {%- if probe %}
+    -- only the window's (the conditions of touches imply these bounds): read by the index on
+    -- occurred_at, the same rows however long the history
+    where occurred_at >= {{ utc_start("date '" ~ probe_dates[0] ~ "' - " ~ (var('engagement_window_days') - 1)) }}
+      and occurred_at < {{ end_of_day("date '" ~ probe_dates[1] ~ "'") }}
+    {%- endif %}
 ),
 touches as (
     select
