@@ -187,7 +187,10 @@ def test_a_raw_violation_fails_the_night_and_leaves_yesterday_as_it_was(
 def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
         history: History) -> None:
     """A fault in the marts themselves, which no raw check can see: a trigger on the shadow
-    table stands in for a modelling bug that labels a failing account 'healthy'."""
+    table stands in for a modelling bug that labels a failing account 'healthy'. Another
+    one, in a monthly mart's rows of the night (the gate reads only the months the night
+    wrote), moves MRR from contraction to churn: the bridge still adds up, so dbt's tests
+    pass, but contraction is negative."""
     with psycopg.connect(history.url, autocommit=True) as conn:
         conn.execute("""
             create function public.chw_test_mislabel() returns trigger language plpgsql as $$
@@ -196,6 +199,15 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
             for each row when (new.as_of_date = date '2026-11-03'
                                and new.health_score is not null)  -- the new account has none
             execute function public.chw_test_mislabel();
+            create function public.chw_test_misbook() returns trigger language plpgsql as $$
+            begin
+                new.contraction_mrr := new.contraction_mrr - 1000000;
+                new.churned_mrr := new.churned_mrr + 1000000;
+                return new;
+            end $$;
+            create trigger chw_test_misbook before insert on marts_shadow.revenue_retention
+            for each row when (new.as_of_date = date '2026-11-03')
+            execute function public.chw_test_misbook();
         """)
     marts_before = marts_snapshot(history.url)
     reports_before = tree_digest(history.reports_dir / "latest")
@@ -206,12 +218,14 @@ def test_a_marts_violation_fails_the_night_and_leaves_yesterday_as_it_was(
                        **RETRIES)
     finally:
         with psycopg.connect(history.url, autocommit=True) as conn:
-            conn.execute("drop function public.chw_test_mislabel() cascade")
+            conn.execute("drop function public.chw_test_mislabel() cascade;"
+                         " drop function public.chw_test_misbook() cascade")
     assert proc.returncode == 1
     err = proc.stderr
     assert "failed task: validate_marts" in err
     assert _tries(history, D3, "validate_marts") == 1 and len(hook.received) == 1
     assert "marts.customer_health" in err and "band_matches_score" in err
+    assert "marts.revenue_retention" in err and "between(contraction_mrr)" in err
     assert marts_snapshot(history.url) == marts_before
     assert tree_digest(history.reports_dir / "latest") == reports_before
     assert not (history.reports_dir / "2026-11-03").exists()
