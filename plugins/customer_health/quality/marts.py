@@ -65,8 +65,8 @@ def _computed_since(conn: psycopg.Connection, table: str, schema: str,
     published mart's newest and those sharing their key. None: read it whole (nothing
     published to compare with, or a table without the column)."""
     column, key = COMPUTED_SINCE[table]
-    if not table_exists(conn, published, table) or column not in _columns(
-            conn, published, table) or column not in _columns(conn, schema, table):
+    # (a missing table has no columns)
+    if column not in _columns(conn, published, table) & _columns(conn, schema, table):
         return None
     newest = conn.execute(sql.SQL("select max({}) from {}").format(
         sql.Identifier(column), sql.Identifier(published, table))).fetchone()[0]
