@@ -13,6 +13,7 @@ from datetime import date
 
 from psycopg import Connection, sql
 
+from customer_health.catalog import table_columns
 from customer_health.contract import ENTITIES, Entity
 
 PROVENANCE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -113,18 +114,11 @@ def ensure_schemas(conn: Connection) -> None:
         conn.execute(AUDIT_DDL)
 
 
-def _columns(conn: Connection, table: str) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "select a.attname from pg_attribute a where a.attrelid = to_regclass(%s)"
-        " and a.attnum > 0 and not a.attisdropped",
-        (sql.Identifier("raw", table).as_string(conn),)).fetchall()}
-
-
 def _add_missing_columns(conn: Connection, entity: Entity) -> None:
     """Add the provenance columns a raw table of an earlier version lacks (`_extra`),
     to the table and so to every partition. Looked up first: ALTER TABLE would lock
     raw against its readers on every load even when there is nothing to add."""
-    have = _columns(conn, entity.raw_table)
+    have = set(table_columns(conn, "raw", entity.raw_table))
     for name, type_ in PROVENANCE_COLUMNS:
         if name not in have:
             conn.execute(sql.SQL("alter table {} add column {} {}").format(
@@ -153,7 +147,7 @@ def _partition_existing(conn: Connection, entity: Entity) -> None:
         sql.Identifier("raw", f"{entity.raw_table}_export_date_idx"),
         sql.Identifier(f"{entity.raw_table}_unpartitioned_export_date_idx")))
     conn.execute(raw_table_ddl(entity))
-    had = _columns(conn, old_name)
+    had = set(table_columns(conn, "raw", old_name))
     names = sql.SQL(", ").join(sql.Identifier(c) for c in
                                (*entity.column_names, *(n for n, _ in PROVENANCE_COLUMNS))
                                if c in had)

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import Connection, sql
 
+from customer_health.catalog import table_columns
+
 ANALYST_ROLE = "chw_analyst"
 MARTS_SCHEMA = "marts"
 #: Schemas of the project that no analyst, and no role through PUBLIC, may read.
@@ -212,9 +214,7 @@ def _revoke_from_public(conn: Connection) -> list[str]:
         " and (n.nspname = any(%s) or a.privilege_type <> 'SELECT')",
         (list(PRIVATE_SCHEMAS),)).fetchall()
     for schema, name in columns:
-        cols = [r[0] for r in conn.execute(
-            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
-            " and not attisdropped", (sql.Identifier(schema, name).as_string(conn),))]
+        cols = table_columns(conn, schema, name)
         conn.execute(sql.SQL("revoke insert ({c}), update ({c}), references ({c}) on {t}"
                              " from public").format(
             c=sql.SQL(", ").join(map(sql.Identifier, cols)), t=sql.Identifier(schema, name)))

@@ -33,6 +33,7 @@ from datetime import date
 import psycopg
 from psycopg import Connection, sql
 
+from customer_health.catalog import table_columns
 from customer_health.modelling.dbt_facts import monthly_marts
 from customer_health.modelling.transform import SHADOW_SCHEMA
 
@@ -86,14 +87,6 @@ def _tables(conn: Connection, schema_oid: int) -> list[str]:
     rows = conn.execute(
         "select relname from pg_class where relnamespace = %s and relkind in ('r', 'p')"
         " order by relname", (schema_oid,)).fetchall()
-    return [r[0] for r in rows]
-
-
-def _columns(conn: Connection, schema: str, table: str) -> list[str]:
-    rows = conn.execute(
-        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
-        " and not attisdropped order by attnum",
-        (sql.Identifier(schema, table).as_string(conn),)).fetchall()
     return [r[0] for r in rows]
 
 
@@ -173,8 +166,8 @@ def _sync_table(conn: Connection, table: str, dates: list[date], monthly: bool) 
     schema) by the published ones (whole months of a monthly mart)."""
     key = sql.Identifier("month" if monthly else "as_of_date")
     published, shadow = sql.Identifier(PUBLISHED, table), sql.Identifier(SHADOW, table)
-    columns = set(_columns(conn, SHADOW, table))
-    shared = [c for c in _columns(conn, PUBLISHED, table) if c in columns]
+    columns = set(table_columns(conn, SHADOW, table))
+    shared = [c for c in table_columns(conn, PUBLISHED, table) if c in columns]
     if "as_of_date" not in shared:
         return  # not a dated mart: dbt rebuilds it whole
     names = sql.SQL(", ").join(sql.Identifier(c) for c in shared)

@@ -24,6 +24,7 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
+from customer_health.catalog import table_columns
 from customer_health.modelling.dbt_facts import current_versions_sql, monthly_marts
 from customer_health.publishing.wap import unpublished_dates
 from customer_health.quality.batches import BatchView, batch_schema, table_exists
@@ -53,12 +54,6 @@ COMPUTED_SINCE = {"health_score_backtest_accounts": (
     "computed_at", ("evaluation_date", "horizon_days", "account_id"))}
 
 
-def _columns(conn: psycopg.Connection, schema: str, table: str) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "select column_name from information_schema.columns"
-        " where table_schema = %s and table_name = %s", (schema, table))}
-
-
 def _computed_since(conn: psycopg.Connection, table: str, schema: str,
                     published: str) -> BatchView | None:
     """The batch of a whole mart listed in COMPUTED_SINCE: the rows computed after the
@@ -66,7 +61,8 @@ def _computed_since(conn: psycopg.Connection, table: str, schema: str,
     published to compare with, or a table without the column)."""
     column, key = COMPUTED_SINCE[table]
     # (a missing table has no columns)
-    if column not in _columns(conn, published, table) & _columns(conn, schema, table):
+    if column not in set(table_columns(conn, published, table)) & set(
+            table_columns(conn, schema, table)):
         return None
     newest = conn.execute(sql.SQL("select max({}) from {}").format(
         sql.Identifier(column), sql.Identifier(published, table))).fetchone()[0]
