@@ -64,11 +64,14 @@
     A span depends only on the versions that are ever current, so a night can recompute a
     record's spans from its stored spans plus its new rows (int_known_versions__*). -#}
 {% macro version_spans(rows, key, version_column, columns) -%}
+    {#- key: a column, or a list of columns (a record of several, e.g. a subscription version) -#}
+    {%- set keys = [key] if key is string else key -%}
+    {%- set single = key is string -%}
     with ranked as (
         select
             r.*,
             row_number() over (
-                partition by r.{{ key }}
+                partition by r.{{ keys | join(', r.') }}
                 order by {% if version_column %}r.{{ version_column }}, {% endif -%}
                     r._export_date, r._line_number
             ) as _version_rank
@@ -76,33 +79,36 @@
     ),
     steps as (
         select
-            {{ key }} as _key,
+            {% if single %}{{ key }} as _key{% else %}{{ keys | join(', ') }}{% endif %},
             _visible_on,
-            max(max(_version_rank)) over (partition by {{ key }} order by _visible_on)
+            max(max(_version_rank)) over (partition by {{ keys | join(', ') }} order by _visible_on)
                 as _current_rank
         from ranked
-        group by {{ key }}, _visible_on
+        group by {{ keys | join(', ') }}, _visible_on
     ),
+    {%- set part = '_key' if single else keys | join(', ') %}
     changes as (
         select
-            _key,
+            {{ part }},
             _visible_on,
             _current_rank,
-            lag(_current_rank) over (partition by _key order by _visible_on) as _previous_rank
+            lag(_current_rank) over (partition by {{ part }} order by _visible_on) as _previous_rank
         from steps
     ),
     spans as (
         select
-            _key,
+            {{ part }},
             _current_rank,
             _visible_on as known_from,
-            lead(_visible_on) over (partition by _key order by _visible_on) as known_to
+            lead(_visible_on) over (partition by {{ part }} order by _visible_on) as known_to
         from changes
         where _previous_rank is distinct from _current_rank
     )
     select {% for c in columns %}v.{{ c }}, {% endfor %}s.known_from, s.known_to
     from spans as s
-    join ranked as v on v.{{ key }} = s._key and v._version_rank = s._current_rank
+    join ranked as v on
+    {%- if single %} v.{{ key }} = s._key and
+    {%- else %}{% for k in keys %} v.{{ k }} = s.{{ k }} and{% endfor %}{% endif %} v._version_rank = s._current_rank
 {%- endmacro %}
 
 {#- The body of an int_known_versions__<raw table> model: the version spans (version_spans) of
@@ -116,7 +122,8 @@
 {% macro known_versions_model(relation, key, columns, version_column='updated_at',
                               time_column='updated_at') -%}
     {%- set plan = staging_plan(relation) -%}
-    {%- set carried = [key] -%}
+    {%- set keys = [key] if key is string else key -%}
+    {%- set carried = keys | list -%}
     {%- for c in [version_column, time_column] + columns + ['_export_date', '_line_number']
         if c and c not in carried -%}
         {%- do carried.append(c) -%}
@@ -134,13 +141,14 @@
         union all
         select {% for c in carried %}t.{{ c }}, {% endfor %}t._visible_on
         from {{ this }} as t
-        where t.{{ key }} in (select r.{{ key }} from {{ relation }} as r where {{ night }})
+        where {% if key is string %}t.{{ key }}{% else %}(t.{{ keys | join(', t.') }}){% endif %} in (
+            select r.{{ keys | join(', r.') }} from {{ relation }} as r where {{ night }})
         {%- endif %}
     {%- endset %}
 with spans as (
     {{ version_spans(rows, key, version_column, carried + ['_visible_on']) }}
 )
-{{ replace_rows('spans', [key], plan) }}
+{{ replace_rows('spans', keys, plan) }}
 {%- endmacro %}
 
 {#- True when a row of version_spans (alias `v`) is the current version on date `d`. -#}
