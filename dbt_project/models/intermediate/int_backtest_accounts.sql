@@ -75,10 +75,27 @@
 {%- do new_ends.append(modules.datetime.date.fromisoformat(pair.split('/')[0])
                        + modules.datetime.timedelta(days=pair.split('/')[1] | int)) %}
 {%- endfor %}
+{%- if incremental and new_pairs %}
+{%- set window_from = end_of_day("date '" ~ new_dates | min ~ "'") %}
+{%- set window_to = end_of_day("date '" ~ new_ends | max ~ "'") %}
+{%- endif %}
 with intervals as (
     select * from {{ intervals_model }}
-    {%- if incremental and not new_pairs %}
+    {%- if incremental %}
     where account_id in ({{ changed_accounts }})
+    {%- if new_pairs %}
+    union all
+    -- a new pair's outcome needs only the moments within its horizon and the intervals in
+    -- effect then (indexes on valid_from, started_at, canceled_at and valid_to): the same rows
+    -- however long the history (issue 15: reading every interval grew with it)
+    select * from {{ intervals_model }}
+    where account_id not in ({{ changed_accounts }})
+      and (
+          (valid_from < {{ window_to }} and (valid_to is null or valid_to >= {{ window_from }}))
+          or (started_at >= {{ window_from }} and started_at < {{ window_to }})
+          or (canceled_at >= {{ window_from }} and canceled_at < {{ window_to }})
+      )
+    {%- endif %}
     {%- endif %}
 ),
 changes as (
@@ -90,8 +107,7 @@ changes as (
     where m.changed_at is not null
     {%- if incremental and new_pairs %}
       and (s.account_id in ({{ changed_accounts }})
-           or (m.changed_at >= {{ end_of_day("date '" ~ new_dates | min ~ "'") }}
-               and m.changed_at < {{ end_of_day("date '" ~ new_ends | max ~ "'") }}))
+           or (m.changed_at >= {{ window_from }} and m.changed_at < {{ window_to }}))
     {%- endif %}
 ),
 zero_moments as (

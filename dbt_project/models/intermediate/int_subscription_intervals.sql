@@ -7,7 +7,8 @@
     incremental_strategy='replace_keys',
     unique_key='subscription_id',
     indexes=[{'columns': ['subscription_id']}, {'columns': ['account_id']},
-             {'columns': ['_written_at']}],
+             {'columns': ['_written_at']}, {'columns': ['valid_from']},
+             {'columns': ['valid_to']}, {'columns': ['started_at']}, {'columns': ['canceled_at']}],
     meta={'regroup_column': 'account_id'},
 ) }}
 {%- set versions = ref('stg_billing__subscription_versions') %}
