@@ -33,26 +33,22 @@
     {{- prefix ~ columns | join(', ' ~ prefix) -}}
 {%- endmacro %}
 
-{#- The evaluation dates int_backtest_scores computes tonight: every date of
-    int_backtest_dates on a full build; on an incremental one, those it holds no rows of
-    with the weights in force (a new date whose horizon passed, or all after a change of
-    weights). Used by the model and by its session settings (a pre-hook). -#}
-{% macro backtest_score_dates() -%}
-    select distinct b.evaluation_date from {{ ref('int_backtest_dates') }} as b
-    {%- if is_incremental() %}
-    where not exists (
-        select 1 from {{ this }} as t
-        where t.evaluation_date = b.evaluation_date
-          and t.weights_version = (select max(weights_version) from {{ ref('int_health_weights') }})
-    )
-    {%- endif %}
-{%- endmacro %}
-
-{#- How many dates int_backtest_scores computes tonight; none on a full build (all of them)
-    or at parse time. -#}
-{% macro backtest_score_date_count() -%}
+{#- The evaluation dates int_backtest_scores computes tonight, as a list of 'YYYY-MM-DD' (one
+    query, at most a few dozen dates; sorted): on an incremental run those of
+    int_backtest_dates it holds no rows of with the weights in force (a new date whose horizon
+    passed, or all after a change of weights), probed per date by the index on
+    evaluation_date; none on a full build (every date) or at parse time. Used by the model
+    (its `dates`, written out as literals, and the bounds of its probes) and by its session
+    settings (a pre-hook). -#}
+{% macro backtest_score_todo() -%}
     {%- if is_incremental() and execute -%}
-        {{- return(run_query('select count(*) from (' ~ backtest_score_dates() ~ ') as d').columns[0].values()[0]) -}}
+        {%- set found = run_query(
+            "select b.evaluation_date::text from (select distinct evaluation_date from "
+            ~ ref('int_backtest_dates') ~ ") as b where not exists (select 1 from " ~ this
+            ~ " as t where t.evaluation_date = b.evaluation_date and t.weights_version = ("
+            ~ "select max(weights_version) from " ~ ref('int_health_weights') ~ "))"
+            ~ " order by 1") -%}
+        {{- return(found.columns[0].values() | list) -}}
     {%- endif -%}
     {{- return(none) -}}
 {%- endmacro %}
@@ -60,8 +56,8 @@
 {#- A night that scores a few dates (a new evaluation date, one a month) probes per account
     (int_backtest_scores); a build of many (the first, a change of weights) reads each source
     once for all dates. -#}
-{% macro backtest_scores_probe(count) -%}
-    {{- return(count is not none and count <= 3) -}}
+{% macro backtest_scores_probe(todo) -%}
+    {{- return(todo is not none and todo | length <= 3) -}}
 {%- endmacro %}
 
 {#- int_backtest_scores' planner settings (its pre-hook). No nested loops: every join of a
@@ -73,5 +69,14 @@
     (at 100,000 accounts x 365 days a new date took 14.8 s so, 10.5 s with hash joins). -#}
 {% macro backtest_scores_settings() -%}
     set local enable_nestloop = off
-    {%- if backtest_scores_probe(backtest_score_date_count()) %}; set local enable_mergejoin = off{% endif %}
+    {%- if backtest_scores_probe(backtest_score_todo()) %}; set local enable_mergejoin = off{% endif %}
+{%- endmacro %}
+
+{#- On a probing night of int_backtest_scores: the bounds on `column` (a timestamptz) that
+    `in_window(utc_date(column), date, window_var)` and `column < end_of_day(date)` imply for
+    every date from `first` to `last` ('YYYY-MM-DD'), so an index on the column reads the
+    window's rows only, the same rows however long the history. -#}
+{% macro probe_window(column, window_var, first, last) -%}
+    {{ column }} >= {{ utc_start("date '" ~ first ~ "' - " ~ (var(window_var) - 1)) }}
+      and {{ column }} < {{ end_of_day("date '" ~ last ~ "'") }}
 {%- endmacro %}

@@ -28,17 +28,17 @@
     last build only, none when it computed nothing (whole-table tests cost 1.1-2.5 s of every
     night at 100,000 accounts and grew with the dates). -#}
 {%- set e = 'd.evaluation_date' %}
-{%- set todo_dates = backtest_score_dates() %}
 {#- probe: a night with a few new dates finds whether each account was ever touched by an
     index probe per account and date instead of reading every activity version (6.4 s of
     18.7 at 100,000 accounts x 365 days, growing with the history: 0.3 s probed), and its
-    touches in the window through the index on occurred_at (2.7 s -> 1.4 s, flat). -#}
-{%- set todo_count = backtest_score_date_count() %}
-{%- set todo = todo_count is none or todo_count > 0 %}
-{%- set probe = backtest_scores_probe(todo_count) %}
-{%- if probe %}
-{%- set probe_dates = run_query('select min(evaluation_date)::text, max(evaluation_date)::text from ('
-    ~ todo_dates ~ ') as d').rows[0] %}
+    touches in the window through the index on occurred_at (2.7 s -> 1.4 s, flat); so are
+    its NPS responses and failed payments (indexes on responded_at and attempted_at:
+    macro probe_window). -#}
+{%- set todo_dates = backtest_score_todo() %}
+{%- set todo = todo_dates is none or todo_dates | length > 0 %}
+{%- set probe = backtest_scores_probe(todo_dates) %}
+{%- if probe and todo %}
+{%- set probe_dates = [todo_dates | first, todo_dates | last] %}
 {%- endif %}
 {%- if not todo %}
 -- nothing to compute tonight (columns named: a table built before _written_at lacks it)
@@ -46,7 +46,13 @@ select {{ backtest_score_columns() }}, now() as _written_at
 from {{ this }} where false
 {%- else %}
 with dates as (
-    {{ todo_dates }}
+    {%- if todo_dates is none %}
+    select distinct evaluation_date from {{ ref('int_backtest_dates') }}
+    {%- else %}
+    -- the dates this table holds no rows of with the weights in force (macro backtest_score_todo)
+    select d::date as evaluation_date
+    from unnest(array[{% for d in todo_dates %}'{{ d }}'{% if not loop.last %}, {% endif %}{% endfor %}]) as d
+    {%- endif %}
 ),
 accounts as (
     select d.evaluation_date, a.account_id, lower(trim(a.segment)) as segment, a.account_team
@@ -73,8 +79,7 @@ activities as (
     {%- if probe %}
     -- only the window's (the conditions of touches imply these bounds): read by the index on
     -- occurred_at, the same rows however long the history
-    where occurred_at >= {{ utc_start("date '" ~ probe_dates[0] ~ "' - " ~ (var('engagement_window_days') - 1)) }}
-      and occurred_at < {{ end_of_day("date '" ~ probe_dates[1] ~ "'") }}
+    where {{ probe_window('occurred_at', 'engagement_window_days', probe_dates[0], probe_dates[1]) }}
     {%- endif %}
 ),
 touches as (
@@ -152,6 +157,9 @@ nps as (
         on {{ known_on('r', e) }}
        and r.responded_at < {{ end_of_day(e) }}
        and {{ in_window(utc_date('r.responded_at'), e, 'sentiment_window_days') }}
+    {%- if probe %}
+    where {{ probe_window('r.responded_at', 'sentiment_window_days', probe_dates[0], probe_dates[1]) }}
+    {%- endif %}
     group by d.evaluation_date, r.account_id
 ),
 failed_payments as (
@@ -163,6 +171,9 @@ failed_payments as (
        and p.attempted_at < {{ end_of_day(e) }}
        and {{ in_window(utc_date('p.attempted_at'), e, 'billing_window_days') }}
     join customers as c on c.evaluation_date = d.evaluation_date and c.customer_id = p.customer_id
+    {%- if probe %}
+    where {{ probe_window('p.attempted_at', 'billing_window_days', probe_dates[0], probe_dates[1]) }}
+    {%- endif %}
     group by d.evaluation_date, c.account_id
 ),
 overdue_invoices as (

@@ -4,7 +4,8 @@
     materialized='incremental',
     incremental_strategy='replace_keys',
     unique_key='payment_id',
-    indexes=[{'columns': ['payment_id']}, {'columns': ['_written_at']}],
+    indexes=[{'columns': ['payment_id']}, {'columns': ['_written_at']},
+             {'columns': ['attempted_at']}],
 ) }}
 {{ known_versions_model(source('raw', 'billing_payments'), 'payment_id',
     ['customer_id', 'status', 'attempted_at']) }}

@@ -4,7 +4,8 @@
     materialized='incremental',
     incremental_strategy='replace_keys',
     unique_key='response_id',
-    indexes=[{'columns': ['response_id']}, {'columns': ['_written_at']}],
+    indexes=[{'columns': ['response_id']}, {'columns': ['_written_at']},
+             {'columns': ['responded_at']}],
 ) }}
 {{ known_versions_model(source('raw', 'crm_nps_responses'), 'response_id',
     ['account_id', 'score', 'responded_at'],
