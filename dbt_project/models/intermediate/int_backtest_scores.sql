@@ -198,17 +198,10 @@ overdue_invoices as (
 -- the index on (subscription_id, updated_at) per subscription), as known on the date
 -- (int_known_versions__billing_subscriptions): the same rows however long the history
 -- (issue 15; reading and sorting every subscription row ever exported grew with it).
+{%- set version_columns = 'v.subscription_id, v.customer_id, v.updated_at as valid_from,'
+    ~ ' v.currency, v.status, v.started_at, v.canceled_at, v.mrr' %}
 subscription_versions as (
-    select
-        d.evaluation_date,
-        v.subscription_id,
-        v.customer_id,
-        v.updated_at as valid_from,
-        v.currency,
-        v.status,
-        v.started_at,
-        v.canceled_at,
-        v.mrr
+    select d.evaluation_date, {{ version_columns }}
     from dates as d
     join {{ ref('int_known_versions__billing_subscriptions') }} as v
         on {{ known_on('v', e) }}
@@ -220,15 +213,7 @@ subscription_versions as (
     from dates as d
     cross join {{ ref('stg_billing__subscriptions') }} as s
     cross join lateral (
-        select
-            v.subscription_id,
-            v.customer_id,
-            v.updated_at as valid_from,
-            v.currency,
-            v.status,
-            v.started_at,
-            v.canceled_at,
-            v.mrr
+        select {{ version_columns }}
         from {{ ref('int_known_versions__billing_subscriptions') }} as v
         where v.subscription_id = s.subscription_id
           and v.updated_at < {{ window_start }}
