@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -142,6 +142,30 @@ def _read(landing: Path, system: str, day: date, entity: str) -> list[dict[str, 
         return list(csv.DictReader(fh))
 
 
+def _late_subscription_rows(landing: Path, nights: list[date]) -> tuple[dict, dict, dict]:
+    """Three subscription rows for a later night's export: a version an hour before the only
+    version of a subscription (mrr 777.00); one a minute after the first version of a
+    subscription that changed later, equal to its later version (which becomes redundant);
+    the current version of a third, restated the next day (no change)."""
+    first = {r["subscription_id"]: r for r in _read(landing, "billing", nights[0],
+                                                    "subscriptions")}
+    later: dict[str, dict[str, str]] = {}
+    for night in nights[1:]:
+        for row in _read(landing, "billing", night, "subscriptions"):
+            later[row["subscription_id"]] = row
+    shift = lambda row, **delta: {  # noqa: E731
+        **row, "updated_at": (datetime.fromisoformat(row["updated_at"]) + timedelta(**delta)
+                              ).isoformat().replace("+00:00", "Z")}
+    alone = [i for i in first if i not in later]
+    changed = next(i for i in first if i in later and later[i]["updated_at"] > first[i][
+        "updated_at"] and (later[i]["mrr"], later[i]["status"]) != (
+        first[i]["mrr"], first[i]["status"]))
+    late = {**shift(first[alone[0]], hours=-1), "mrr": "777.00"}
+    redundant = {**later[changed], "updated_at": shift(first[changed], minutes=1)["updated_at"]}
+    restated = {**first[alone[1]], "updated_at": "2026-11-02T01:00:00Z"}
+    return late, redundant, restated
+
+
 @pytest.fixture(scope="module")
 def warehouses(fresh_database_factory: Callable[[], str],
                tmp_path_factory: pytest.TempPathFactory) -> Warehouses:
@@ -243,6 +267,14 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert all((f.month, f.nights) == ("2026-10", 2) for f in folded)  # 30th, 31st
     assert _raw(w.chain) == raw_before
 
+    # the next night also brings subscription versions delivered late (issue 15: a night
+    # writes only the versions it changes): one before a subscription's only version, one
+    # between two versions that makes the later one redundant (it is dropped), and a
+    # restatement of a current version (no new version)
+    late, redundant, restated = _late_subscription_rows(w.landing, NIGHTS[:4])
+    edit_export(w.landing, "billing", fifth, "subscriptions",
+                lambda rows: [*rows, late, redundant, restated])
+
     # the next night: what was exported early becomes visible, incrementally
     _night(w, fifth)
     tables = _assert_same(w, f"night {fifth}")
@@ -255,6 +287,12 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert "nps_answered_later" in {r[columns.index("response_id")] for r in rows}
     columns, rows = tables["staging.stg_billing__subscription_versions"]
     assert any(str(r[columns.index("mrr")]) == "1234.00" for r in rows)
+    assert any(str(r[columns.index("mrr")]) == "777.00" for r in rows)
+    restated_at = {r[columns.index("last_restated_at")] for r in rows
+                   if r[columns.index("subscription_id")] == restated["subscription_id"]}
+    assert datetime.fromisoformat(restated["updated_at"]) in restated_at
+    written, total = _written_by_last_build(w.chain)["staging.stg_billing__subscription_versions"]
+    assert 0 < written < total / 2  # the changed versions, not whole subscriptions
     columns, rows = tables["marts.customer_health"]
     assert sum(r[columns.index("as_of_date")] == fifth for r in rows) > 40
     _assert_figures_match_raw(w.chain)

@@ -88,21 +88,34 @@ full join {{ rows }} as n using ({{ keys | join(', ') }})
 
 {#- What a night recomputes of a table with one row per (month, account) (int_mrr_monthly,
     int_account_months): every account's rows of a month the table has no rows of yet (the
-    first night of a month), and every month of the accounts `accounts` selects (those whose
-    inputs a run changed). `parts`: the where clause of each branch of the model's union
+    first night of a month), and the months of the accounts `accounts` selects (those whose
+    inputs a run changed): every month, or with `changed_from` the months whose month_end_at
+    is at or after the account's changed_from (then `accounts` selects account_id and
+    changed_from, a timestamptz). `parts`: the where clause of each branch of the model's union
     (one branch and no clause unless the plan is incremental), over `int_months` as m and
     the account column `account_column`; `replaced`: the (month, account_id) keys the
     night's rows replace (replace_rows' scope). -#}
-{% macro month_account_scope(plan, accounts, account_column) -%}
+{% macro month_account_scope(plan, accounts, account_column, changed_from=false) -%}
     {%- set months -%}
         select month from {{ ref('int_months') }}
         where month > (select coalesce(max(month), '-infinity'::date) from {{ this }})
            or month < (select coalesce(min(month), 'infinity'::date) from {{ this }})
     {%- endset -%}
+    {%- if changed_from -%}
+        {%- set recomputed = 'exists (select from (' ~ accounts ~ ') as a where a.account_id = '
+                             ~ account_column ~ ' and m.month_end_at >= a.changed_from)' -%}
+        {%- set replaced = 'select month, account_id from ' ~ this ~ ' where month in (' ~ months
+                           ~ ') union select t.month, t.account_id from ' ~ this ~ ' as t join ('
+                           ~ accounts ~ ') as a on a.account_id = t.account_id left join '
+                           ~ ref('int_months') ~ ' as m on m.month = t.month'
+                           ~ ' where m.month_end_at is null or m.month_end_at >= a.changed_from' -%}
+    {%- else -%}
+        {%- set recomputed = account_column ~ ' in (' ~ accounts ~ ')' -%}
+        {%- set replaced = 'select month, account_id from ' ~ this ~ ' where month in (' ~ months
+                           ~ ') or account_id in (' ~ accounts ~ ')' -%}
+    {%- endif -%}
     {%- set parts = [none] if plan.mode != 'incremental' else [
         'm.month in (' ~ months ~ ')',
-        'm.month not in (' ~ months ~ ') and ' ~ account_column ~ ' in (' ~ accounts ~ ')'] -%}
-    {%- set replaced = 'select month, account_id from ' ~ this ~ ' where month in (' ~ months
-                       ~ ') or account_id in (' ~ accounts ~ ')' -%}
+        'm.month not in (' ~ months ~ ') and ' ~ recomputed] -%}
     {{- return({'parts': parts, 'replaced': replaced}) -}}
 {%- endmacro %}

@@ -29,6 +29,22 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The raw rows that become visible between the plan's night (plan.since) and as_of_date:
+    exported after it, or exported on or before it with the time column at or after its end
+    (the plan's "pending" nights). -#}
+{% macro newly_visible_rows(relation, plan) -%}
+    select * from {{ relation }} as r
+    where r._export_date > date '{{ plan.since }}' and r._export_date <= {{ as_of_date() }}
+      and r.{{ plan.time_column }} < {{ as_of_end() }}
+    {%- if plan.pending %}
+    union all
+    select * from {{ relation }} as r
+    where r._export_date in ({{ plan.pending }})
+      and r.{{ plan.time_column }} >= {{ day_end(plan.since) }}
+      and r.{{ plan.time_column }} < {{ as_of_end() }}
+    {%- endif %}
+{%- endmacro %}
+
 {#- The raw rows a staging model reads: all of them, or in an incremental run those of the
     records with a newly visible row. -#}
 {% macro staging_source(relation, key, plan) -%}
@@ -47,17 +63,11 @@
     with candidates as (
         select distinct on (r.{{ key }}) r.*
         from (
+            {%- if plan.mode == 'incremental' %}
+            {{ newly_visible_rows(relation, plan) }}
+            {%- else %}
             select * from {{ relation }} as r
             where r._export_date <= {{ as_of_date() }}
-              and r.updated_at < {{ as_of_end() }}
-            {%- if plan.mode == 'incremental' %}
-              and r._export_date > date '{{ plan.since }}'
-            {%- endif %}
-            {%- if plan.mode == 'incremental' and plan.pending %}
-            union all
-            select * from {{ relation }} as r
-            where r._export_date in ({{ plan.pending }})
-              and r.updated_at >= {{ day_end(plan.since) }}
               and r.updated_at < {{ as_of_end() }}
             {%- endif %}
         ) as r

@@ -3,11 +3,15 @@
 -- active or past_due, that have started and are not canceled at that moment. trialing,
 -- canceled and unpaid count 0. Accounts with versions in effect but no paying one get mrr 0.
 -- Incremental (macros derived_plan, month_account_scope): a night computes a month it has no
--- rows of yet (the first night of a month) for every account, and recomputes every month of
--- the accounts whose subscription intervals a run wrote since this table's last build or
--- whose subscription started or was canceled after the end of the table's night. Any other
--- account has the same versions in effect at the later month end (a version that takes effect
--- in between is newly visible, so written), hence the same MRR.
+-- rows of yet (the first night of a month) for every account, and recomputes the months of
+-- the accounts whose subscription intervals a run wrote since this table's last build, from
+-- the month whose end is at or after the first instant those intervals may have changed
+-- (their _written_from: usually the month of the night; every month for a subscription
+-- recomputed from all its raw rows, or when several runs wrote intervals since), and the
+-- month of the night of the accounts whose subscription started or was canceled after the
+-- end of the table's night. Any other account and month has the same versions in effect at
+-- the month end (a version that takes effect in between is newly visible, so written), hence
+-- the same MRR.
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
@@ -17,12 +21,27 @@
 {%- set intervals = ref('int_subscription_intervals') %}
 {%- set plan = derived_plan([intervals]) %}
 {%- set accounts -%}
-    select account_id from {{ intervals }}
-    where _written_at > {{ plan.since_at }}
-       or (started_at >= {{ day_end(plan.since) }} and started_at < {{ as_of_end() }})
-       or (canceled_at >= {{ day_end(plan.since) }} and canceled_at < {{ as_of_end() }})
+    select account_id, min(changed_from) as changed_from
+    from (
+        select
+            account_id,
+            case
+                when (select count(distinct w._written_at) from {{ intervals }} as w
+                      where w._written_at > {{ plan.since_at }}) = 1
+                then _written_from
+                else '-infinity'
+            end as changed_from
+        from {{ intervals }}
+        where _written_at > {{ plan.since_at }}
+        union all
+        select account_id, {{ day_end(plan.since) }}
+        from {{ intervals }}
+        where (started_at >= {{ day_end(plan.since) }} and started_at < {{ as_of_end() }})
+           or (canceled_at >= {{ day_end(plan.since) }} and canceled_at < {{ as_of_end() }})
+    ) as changed
+    group by account_id
 {%- endset %}
-{%- set scope = month_account_scope(plan, accounts, 's.account_id') %}
+{%- set scope = month_account_scope(plan, accounts, 's.account_id', changed_from=true) %}
 with mrr as (
     {%- for part in scope.parts %}
     select
