@@ -5,8 +5,8 @@
 -- One row per account per month in which it has MRR > 0 or had MRR > 0 the month before.
 -- A run writes the month of as_of_date and the month before (every month on a full build);
 -- as_of_date says from which night's data a row was computed. An incremental run reads the
--- MRR and teams of those two months (and the month before) only, and each account's first
--- paid month.
+-- MRR and teams of those two months (and the month before) only, and the first paid month of
+-- the accounts that pay in one of them and did not the month before.
 with mrr as (
     select m.month, m.account_id, m.mrr
     from {{ ref('int_mrr_monthly') }} as m
@@ -21,8 +21,18 @@ paying as (
 first_paid as (
     select account_id, min(month) as first_paid_month
     {%- if is_incremental() %}
+    -- only the accounts that may start paying in a month written (paying, and not in the
+    -- month before it): 'new' or 'reactivation' needs their first paid month; reading every
+    -- account's months grew with the history (issue 15)
     from {{ ref('int_mrr_monthly') }}
-    where mrr > 0 and account_id in (select account_id from {{ ref('stg_crm__accounts') }})
+    where mrr > 0 and account_id in (
+        select cur.account_id
+        from paying as cur
+        left join paying as prev
+            on prev.account_id = cur.account_id
+           and prev.month = (cur.month - interval '1 month')::date
+        where prev.account_id is null
+    )
     {%- else %}
     from paying
     {%- endif %}
@@ -47,7 +57,7 @@ movements as (
     left join paying as prev
         on prev.account_id = k.account_id
        and prev.month = (k.month - interval '1 month')::date
-    join first_paid as f on f.account_id = k.account_id
+    left join first_paid as f on f.account_id = k.account_id
 )
 select
     mv.month,
