@@ -32,6 +32,7 @@ first_paid as (
             on prev.account_id = cur.account_id
            and prev.month = (cur.month - interval '1 month')::date
         where prev.account_id is null
+          and cur.month >= (date_trunc('month', {{ as_of_date() }}) - interval '1 month')::date
     )
     {%- else %}
     from paying
