@@ -142,28 +142,32 @@ def _read(landing: Path, system: str, day: date, entity: str) -> list[dict[str, 
         return list(csv.DictReader(fh))
 
 
-def _late_subscription_rows(landing: Path, nights: list[date]) -> tuple[dict, dict, dict]:
+def _late_subscription_rows(landing: Path, nights: list[date]
+                            ) -> tuple[dict, dict, dict, str]:
     """Three subscription rows for a later night's export: a version an hour before the only
     version of a subscription (mrr 777.00); one a minute after the first version of a
     subscription that changed later, equal to its later version (which becomes redundant);
-    the current version of a third, restated the next day (no change)."""
+    the current version of a third, restated the next day (no change); and the updated_at of
+    the version that becomes redundant."""
     first = {r["subscription_id"]: r for r in _read(landing, "billing", nights[0],
                                                     "subscriptions")}
     later: dict[str, dict[str, str]] = {}
+    times: dict[str, int] = {}
     for night in nights[1:]:
         for row in _read(landing, "billing", night, "subscriptions"):
             later[row["subscription_id"]] = row
+            times[row["subscription_id"]] = times.get(row["subscription_id"], 0) + 1
     shift = lambda row, **delta: {  # noqa: E731
         **row, "updated_at": (datetime.fromisoformat(row["updated_at"]) + timedelta(**delta)
                               ).isoformat().replace("+00:00", "Z")}
     alone = [i for i in first if i not in later]
-    changed = next(i for i in first if i in later and later[i]["updated_at"] > first[i][
+    changed = next(i for i in first if times.get(i) == 1 and later[i]["updated_at"] > first[i][
         "updated_at"] and (later[i]["mrr"], later[i]["status"]) != (
         first[i]["mrr"], first[i]["status"]))
     late = {**shift(first[alone[0]], hours=-1), "mrr": "777.00"}
     redundant = {**later[changed], "updated_at": shift(first[changed], minutes=1)["updated_at"]}
     restated = {**first[alone[1]], "updated_at": "2026-11-02T01:00:00Z"}
-    return late, redundant, restated
+    return late, redundant, restated, later[changed]["updated_at"]
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +275,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     # writes only the versions it changes): one before a subscription's only version, one
     # between two versions that makes the later one redundant (it is dropped), and a
     # restatement of a current version (no new version)
-    late, redundant, restated = _late_subscription_rows(w.landing, NIGHTS[:4])
+    late, redundant, restated, dropped_at = _late_subscription_rows(w.landing, NIGHTS[:4])
     edit_export(w.landing, "billing", fifth, "subscriptions",
                 lambda rows: [*rows, late, redundant, restated])
 
@@ -291,6 +295,10 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     restated_at = {r[columns.index("last_restated_at")] for r in rows
                    if r[columns.index("subscription_id")] == restated["subscription_id"]}
     assert datetime.fromisoformat(restated["updated_at"]) in restated_at
+    starts = {r[columns.index("valid_from")] for r in rows
+              if r[columns.index("subscription_id")] == redundant["subscription_id"]}
+    assert datetime.fromisoformat(redundant["updated_at"]) in starts
+    assert datetime.fromisoformat(dropped_at) not in starts  # the version it made redundant
     written, total = _written_by_last_build(w.chain)["staging.stg_billing__subscription_versions"]
     assert 0 < written < total / 2  # the changed versions, not whole subscriptions
     columns, rows = tables["marts.customer_health"]

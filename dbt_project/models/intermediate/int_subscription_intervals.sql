@@ -25,13 +25,21 @@
     join {{ customers }} as c on c.customer_id = v.customer_id
     where c._written_at > {{ plan.since_at }}
 {%- endset %}
-{#- the intervals of versions that are gone: a subscription recomputed from all its raw rows
-    can lose a version (stg_billing__subscription_versions drops it) -#}
+{%- set one_run -%}
+    (select count(distinct w._written_at) from {{ versions }} as w
+     where w._written_at > {{ plan.since_at }}) = 1
+{%- endset %}
+{#- the intervals of versions that are gone: only a subscription recomputed from all its raw
+    rows can lose a version (stg_billing__subscription_versions drops it; its rows say so with
+    _written_from = -infinity); when several runs wrote versions since, a later run may have
+    rewritten such a row, so then every subscription with a written version is checked -#}
 {%- set gone -%}
     select i.subscription_id, i.valid_from
     from {{ this }} as i
     where i.subscription_id in (
-        select subscription_id from {{ versions }} where _written_at > {{ plan.since_at }})
+        select subscription_id from {{ versions }}
+        where _written_at > {{ plan.since_at }}
+          and (_written_from = '-infinity' or not ({{ one_run }})))
       and not exists (
         select from {{ versions }} as v
         where v.subscription_id = i.subscription_id and v.valid_from = i.valid_from)
@@ -57,9 +65,7 @@ with intervals as (
         -- when one run wrote them since this table's build and their customer is unchanged)
         {%- if plan.mode == 'incremental' %}
         case
-            when c._written_at <= {{ plan.since_at }}
-             and (select count(distinct w._written_at) from {{ versions }} as w
-                  where w._written_at > {{ plan.since_at }}) = 1
+            when c._written_at <= {{ plan.since_at }} and {{ one_run }}
             then v._written_from
             else '-infinity'
         end as _written_from
