@@ -264,6 +264,14 @@
     {{- return({'mode': mode, 'since': since, 'pending': row[1], 'time_column': time_column}) -}}
 {%- endmacro %}
 
+{#- Whether the rows of `relation` written after `since_at` (a plan's since_at) were all
+    written by one run: then per-row bookkeeping such as _written_from describes every change
+    since; after several runs a later one may have rewritten a row an earlier one changed. -#}
+{% macro written_by_one_run(relation, since_at) -%}
+    ((select count(distinct w._written_at) from {{ relation }} as w
+      where w._written_at > {{ since_at }}) = 1)
+{%- endmacro %}
+
 {#- The plan of an intermediate model built from other incremental models (`upstreams`,
     relations). Incremental when this model was built for a night L <= D with the same
     settings and no upstream was rebuilt or moved a record to another group since; then

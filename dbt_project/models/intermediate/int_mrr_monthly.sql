@@ -26,8 +26,7 @@
         select
             account_id,
             case
-                when (select count(distinct w._written_at) from {{ intervals }} as w
-                      where w._written_at > {{ plan.since_at }}) = 1
+                when {{ written_by_one_run(intervals, plan.since_at) }}
                 then _written_from
                 else '-infinity'
             end as changed_from

@@ -25,10 +25,7 @@
     join {{ customers }} as c on c.customer_id = v.customer_id
     where c._written_at > {{ plan.since_at }}
 {%- endset %}
-{%- set one_run -%}
-    (select count(distinct w._written_at) from {{ versions }} as w
-     where w._written_at > {{ plan.since_at }}) = 1
-{%- endset %}
+{%- set one_run = written_by_one_run(versions, plan.since_at) %}
 {#- the intervals of versions that are gone: only a subscription recomputed from all its raw
     rows can lose a version (stg_billing__subscription_versions drops it; its rows say so with
     _written_from = -infinity); when several runs wrote versions since, a later run may have
@@ -39,7 +36,7 @@
     where i.subscription_id in (
         select subscription_id from {{ versions }}
         where _written_at > {{ plan.since_at }}
-          and (_written_from = '-infinity' or not ({{ one_run }})))
+          and (_written_from = '-infinity' or not {{ one_run }}))
       and not exists (
         select from {{ versions }} as v
         where v.subscription_id = i.subscription_id and v.valid_from = i.valid_from)
