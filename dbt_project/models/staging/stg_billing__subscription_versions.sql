@@ -44,19 +44,24 @@ with
 new_rows as (
     {{ newly_visible_rows(raw, plan) }}
 ),
+reread as (
+    {{ reread }}
+),
 {%- endif %}
 versions as (
     {%- if incremental %}
     {%- if any_reread %}
     select *, '-infinity'::timestamptz as changed_from from (
-        {{ visible_versions('(select * from ' ~ raw ~ ' where subscription_id in ('
-                            ~ reread ~ '))', 'subscription_id') }}
+        {{ visible_versions('(select * from ' ~ raw
+                            ~ ' where subscription_id in (select subscription_id from reread))',
+                            'subscription_id') }}
     ) as v
     union all
     {%- endif %}
     select *, updated_at as changed_from from (
-        {{ visible_versions('(select * from new_rows where subscription_id not in ('
-                            ~ reread ~ '))', 'subscription_id') }}
+        {{ visible_versions('(select * from new_rows'
+                            ~ ' where subscription_id not in (select subscription_id from reread))',
+                            'subscription_id') }}
     ) as v
     {%- else %}
     select *, '-infinity'::timestamptz as changed_from from (
@@ -95,7 +100,7 @@ cleaned as (
     from {{ this }} as cur
     where cur.valid_to is null
       and cur.subscription_id in (select subscription_id from new_rows)
-      and cur.subscription_id not in ({{ reread }})
+      and cur.subscription_id not in (select subscription_id from reread)
     {%- endif %}
 ),
 compared as (
@@ -139,4 +144,5 @@ staged as (
 )
 {{ replace_rows('staged', ['subscription_id', 'valid_from'], plan,
                 'select subscription_id, valid_from from ' ~ this
-                ~ ' where subscription_id in (' ~ reread ~ ')' if incremental else none) }}
+                ~ ' where subscription_id in (select subscription_id from reread)'
+                if incremental else none) }}
