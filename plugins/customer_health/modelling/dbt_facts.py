@@ -85,8 +85,9 @@ def monthly_marts(manifest: Path | None = None) -> frozenset[str]:
 
 
 def whole_marts(manifest: Path | None = None) -> frozenset[str]:
-    """The marts rebuilt whole each night (materialized as tables: no unique_key), such as
-    the health score's back-test."""
+    """The marts without an as_of_date (no unique_key): the health score's back-test, a
+    table rebuilt each night or a copy that catches up with its intermediate model (macro
+    catch_up_plan). WAP's shadow sync leaves them to dbt."""
     return frozenset(m for m, k in mart_unique_keys(manifest).items() if k is None)
 
 
