@@ -170,6 +170,30 @@ def _late_subscription_rows(landing: Path, nights: list[date]
     return late, redundant, restated, later[changed]["updated_at"]
 
 
+def _flipping_subscriptions(landing: Path) -> None:
+    """Subscriptions whose facts change on the third night (2026-10-31) with no row written
+    that night: an instant that the facts compare with the end of the night, or with
+    billing_window_days (90) before it, lies between the second night's and the third's. Sent
+    on the second night: a cancellation scheduled for the third (mrr_now), a start on the
+    third (mrr_now), a term ending on the second (renewal_date), and, late, an old
+    subscription canceled on August 2nd, 90 days before the third (mrr_window_ago)."""
+    template = _read(landing, "billing", NIGHTS[0], "subscriptions")[0]
+    # one account each, so that no case hides another
+    customers = iter(c["customer_id"] for c in _read(landing, "billing", NIGHTS[0],
+                                                     "customers")[1:])
+    row = lambda key, **terms: {  # noqa: E731
+        **template, "subscription_id": f"sub_flips_{key}", "customer_id": next(customers),
+        "status": "active", "canceled_at": "", "current_term_end": "2026-11-30",
+        "updated_at": "2026-10-30T13:00:00Z", **terms}
+    edit_export(landing, "billing", NIGHTS[1], "subscriptions", lambda rows: [
+        *rows,
+        row("canceled", started_at="2026-09-01T00:00:00Z", canceled_at="2026-10-31T12:00:00Z"),
+        row("started", started_at="2026-10-31T06:00:00Z"),
+        row("term", started_at="2026-10-01T00:00:00Z", current_term_end="2026-10-30"),
+        row("window", started_at="2026-06-01T00:00:00Z", canceled_at="2026-08-02T12:00:00Z",
+            updated_at="2026-06-01T00:00:00Z")])
+
+
 @pytest.fixture(scope="module")
 def warehouses(fresh_database_factory: Callable[[], str],
                tmp_path_factory: pytest.TempPathFactory) -> Warehouses:
@@ -182,6 +206,7 @@ def warehouses(fresh_database_factory: Callable[[], str],
 def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> None:
     w = warehouses
     first, second, third, fourth, fifth = NIGHTS
+    _flipping_subscriptions(w.landing)
 
     # the full export, then two nights (the second one the last of October)
     chain = _night(w, first)
@@ -205,6 +230,8 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert not state["intermediate.int_backtest_accounts"]["rebuilt"]
     _night(w, third)
     before = _assert_same(w, f"night {third}")
+    # the subscription facts changed with the date alone (_flipping_subscriptions), not rebuilt
+    assert not _state(w.chain)["intermediate.int_account_subscription_facts"]["rebuilt"]
 
     # the DAG re-runs the night: nothing new, the marts stay byte for byte the same
     _build_chain(w, third)
