@@ -5,9 +5,9 @@
 -- month of MRR, it grew with the history, 1.5 -> 2.1 s at 100,000 accounts): from its night L
 -- to tonight D, an account's facts change only when a run wrote its intervals or its months
 -- of MRR since, or when one of its intervals has an instant the facts compare with the end of
--- the night (or billing_window_days before it) between those of L and of D: valid_from,
--- valid_to, started_at, canceled_at, or a current version's current_term_end between L and D
--- (each comparison flips only there). A night recomputes those accounts whole. Rebuilt in a
+-- the night (or billing_window_days before it) between those of L and of D (valid_from,
+-- valid_to, started_at, canceled_at), or its renewal date as of L is before D (each
+-- comparison flips only there). A night recomputes those accounts whole. Rebuilt in a
 -- new month (last_paid_month looks at the months before as_of_date's) or when an upstream was
 -- rebuilt or moved an interval to another account.
 {{ config(
@@ -44,9 +44,11 @@ changed as (
     select account_id from {{ intervals }} where {{ flip }}
     {%- endfor %}
     union
-    select account_id from {{ intervals }}
-    where valid_to is null
-      and current_term_end >= date '{{ plan.since }}' and current_term_end < {{ as_of_date() }}
+    -- a renewal date this table holds (as of L) that is now past: the nearest live term end
+    -- changes only when it lies from L to before D (equal to reading the current versions'
+    -- current_term_end, which has no index: 1.3 s at 100,000 accounts x 365 days)
+    select account_id from {{ this }}
+    where renewal_date >= date '{{ plan.since }}' and renewal_date < {{ as_of_date() }}
 ),
 {%- endif %}
 moments as (
