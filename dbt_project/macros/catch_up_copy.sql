@@ -15,7 +15,10 @@
     - the source was rebuilt or moved a record (rebuilt_at, regrouped_at in
       audit.dbt_incremental_state) after the mart's newest stamp: a rebuild can drop rows
       (an evaluation date no longer wanted), which no written row names;
-    - the mart's columns are not the model's (its code changed).
+    - the mart's columns are not the model's (its code changed). A column the model drops
+      stays in the table (the marts' on_schema_change is append_new_columns), so the mart
+      would be copied whole every night: after dropping one, run
+      `dbt build --full-refresh -s health_score_backtest_accounts` once.
     The source's incremental writes only add or replace rows (they never drop one), which is
     what makes the stamp enough. -#}
 {% macro catch_up_plan(source, stamp_column) -%}
