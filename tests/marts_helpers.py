@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from customer_health.contract import ENTITIES, Entity
+from customer_health.loading import load_export
 from customer_health.loading.raw_schema import ensure_partition, ensure_schemas
 
 E0 = date(2026, 10, 31)
@@ -354,3 +355,15 @@ def layer_tables(url: str, layers: Iterable[str] = ("staging", "intermediate", "
                 sql.Identifier(schema, table))).fetchall()
             out[f"{schema}.{table}"] = (columns, sorted(rows, key=repr))
     return out
+
+
+def load_night(url: str, landing: Path, day: date) -> None:
+    """Load a night's exports with the loader; every file must be accepted."""
+    bad = [r for r in load_export(url, landing, day) if not r.ok]
+    assert not bad, bad
+
+
+def compiled_code(result: object, model: str) -> str:
+    """The SQL dbt compiled for `model` in a run (a transform.DbtRunResult)."""
+    return next(r.node.compiled_code for r in result.raw.results
+                if r.node.unique_id == f"model.chw.{model}")

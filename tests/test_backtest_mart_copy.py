@@ -13,9 +13,9 @@ from datetime import date, timedelta
 
 import psycopg
 import pytest
+from marts_helpers import compiled_code, load_night
 
 from customer_health.generate import generate_landing
-from customer_health.loading import load_export
 from customer_health.modelling import transform
 from customer_health.publishing import wap
 
@@ -49,11 +49,6 @@ def _assert_copy(url: str, schema: str) -> list[tuple]:
     return source
 
 
-def _compiled(result: transform.DbtRunResult) -> str:
-    return next(r.node.compiled_code for r in result.raw.results
-                if r.node.unique_id == f"model.chw.{MART}")
-
-
 @pytest.fixture(scope="module")
 def warehouse(fresh_database_factory: Callable[[], str],
               tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -63,8 +58,7 @@ def warehouse(fresh_database_factory: Callable[[], str],
     url = fresh_database_factory()
     transform.run_dbt(["seed"], url, START)
     for night in NIGHTS:
-        bad = [r for r in load_export(url, landing, night) if not r.ok]
-        assert not bad, bad
+        load_night(url, landing, night)
     return url
 
 
@@ -78,7 +72,7 @@ def test_the_copy_follows_the_back_test_through_the_shadow(warehouse: str) -> No
     _assert_copy(url, "marts")
     before = len(_rows(url, f"marts.{MART}", "computed_at"))
     result = _build(url, second)
-    assert "where _written_at > timestamptz" in _compiled(result)
+    assert "where _written_at > timestamptz" in compiled_code(result, MART)
     wap.swap_in(url, second)
     rows = _assert_copy(url, "marts")
     assert len(rows) > before  # the pairs of a new evaluation date were added
@@ -89,7 +83,7 @@ def test_the_copy_follows_the_back_test_through_the_shadow(warehouse: str) -> No
     _assert_copy(url, wap.SHADOW)
     # the fourth night builds into the same shadow again, and is published
     result = _build(url, fourth)
-    assert "where _written_at > timestamptz" in _compiled(result)
+    assert "where _written_at > timestamptz" in compiled_code(result, MART)
     wap.swap_in(url, fourth)
     _assert_copy(url, "marts")
 
@@ -101,6 +95,6 @@ def test_the_copy_follows_the_back_test_through_the_shadow(warehouse: str) -> No
     assert {r[1] for r in with_30} == {30, 90}
     for _ in range(2):
         result = _build(url, fourth, horizons="90")
-        assert "where _written_at >" not in _compiled(result)
+        assert "where _written_at >" not in compiled_code(result, MART)
         wap.swap_in(url, fourth)
         assert {r[1] for r in _assert_copy(url, "marts")} == {90}

@@ -26,12 +26,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from loading_helpers import edit_export
-from marts_helpers import Tables, layer_tables
+from marts_helpers import Tables, compiled_code, layer_tables, load_night
 from psycopg import sql
 
 from customer_health.contract import ENTITIES
 from customer_health.generate import generate_landing
-from customer_health.loading import compaction, load_export
+from customer_health.loading import compaction
 from customer_health.modelling import transform
 
 START = date(2026, 10, 29)  # the full export; then nightly deltas across the end of October
@@ -54,18 +54,8 @@ def _assert_same(w: Warehouses, step: str, layers: list[str] = LAYERS) -> Tables
     return chain
 
 
-def _load(url: str, landing: Path, day: date) -> None:
-    bad = [r for r in load_export(url, landing, day) if not r.ok]
-    assert not bad, bad
-
-
 def _build_chain(w: Warehouses, day: date) -> transform.DbtRunResult:
     return transform.run_dbt(["build"], w.chain, day)
-
-
-def _compiled(result: transform.DbtRunResult, model: str) -> str:
-    return next(r.node.compiled_code for r in result.raw.results
-                if r.node.unique_id == f"model.chw.{model}")
 
 
 def _build_reference(w: Warehouses, day: date) -> None:
@@ -80,7 +70,7 @@ def _build_reference(w: Warehouses, day: date) -> None:
 def _night(w: Warehouses, day: date, load: bool = True) -> transform.DbtRunResult:
     for url in (w.chain, w.reference):
         if load:
-            _load(url, w.landing, day)
+            load_night(url, w.landing, day)
     chain = _build_chain(w, day)
     _build_reference(w, day)
     return chain
@@ -211,7 +201,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     # the full export, then two nights (the second one the last of October)
     chain = _night(w, first)
     _assert_same(w, f"first night {first}")
-    assert "cross join lateral" not in _compiled(chain, "int_backtest_scores")
+    assert "cross join lateral" not in compiled_code(chain, "int_backtest_scores")
     # the first build wrote every row of every incremental model, stamped with its built_at
     written = _written_by_last_build(w.chain)
     assert written["intermediate.int_backtest_accounts"][1] > 0
@@ -221,7 +211,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     _assert_same(w, f"night {second}")
     # the one new date is scored probing each account's activity versions by index (the
     # first night read them all, set-based): both ways equal the reference
-    assert "cross join lateral" in _compiled(chain, "int_backtest_scores")
+    assert "cross join lateral" in compiled_code(chain, "int_backtest_scores")
     state = _state(w.chain)
     assert state["staging.stg_crm__activities"] == {
         "as_of_date": second, "rebuilt": False, "regrouped": False}
@@ -257,7 +247,7 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
 
     # a backfill of an older night (identical files: the loader skips them)
     for url in (w.chain, w.reference):
-        _load(url, w.landing, second)
+        load_night(url, w.landing, second)
     _night(w, second, load=False)
     _assert_same(w, f"backfill of {second}")
 
