@@ -184,6 +184,40 @@ def _flipping_subscriptions(landing: Path) -> None:
             updated_at="2026-06-01T00:00:00Z")])
 
 
+LATE_CANCEL = "2026-08-20T00:00:00Z"
+
+
+def _late_cancellation(url: str, landing: Path, nights: list[date]) -> tuple[str, list[dict]]:
+    """An account that had not churned within the 90 days after August 1st (a pair of the
+    back-test), and for each of its subscriptions a version that cancels it on August 20th,
+    for a later night's export (issue 15: a changed account's pairs are recomputed only from
+    the first instant its intervals may have changed; this one lies before the pair's end).
+    Its subscriptions' current versions are from before that day, so the new versions
+    continue them (not recomputed from raw: _written_from is August 20th)."""
+    with psycopg.connect(url) as conn:
+        account, subscriptions = conn.execute(
+            "select s.account_id, array_agg(s.subscription_id order by s.subscription_id)"
+            " from intermediate.int_subscription_intervals as s"
+            " join staging.stg_billing__subscription_versions as v"
+            "   on v.subscription_id = s.subscription_id and v.valid_from = s.valid_from"
+            " where s.valid_to is null"
+            " group by s.account_id"
+            " having bool_and(v.last_restated_at < %(at)s and s.canceled_at is null"
+            "                 and s.status in ('active', 'past_due')"
+            "                 and s.started_at < '2026-08-01')"
+            "    and exists (select from intermediate.int_backtest_accounts as b"
+            "                where b.account_id = s.account_id and not b.churned_within_horizon"
+            "                  and (b.evaluation_date, b.horizon_days) = ('2026-08-01', 90))"
+            " order by s.account_id limit 1", {"at": LATE_CANCEL}).fetchone()
+    latest: dict[str, dict[str, str]] = {}
+    for night in nights:
+        for row in _read(landing, "billing", night, "subscriptions"):
+            if row["subscription_id"] in subscriptions:
+                latest[row["subscription_id"]] = row
+    return account, [{**row, "status": "canceled", "canceled_at": LATE_CANCEL,
+                      "updated_at": LATE_CANCEL} for row in latest.values()]
+
+
 @pytest.fixture(scope="module")
 def warehouses(fresh_database_factory: Callable[[], str],
                tmp_path_factory: pytest.TempPathFactory) -> Warehouses:
@@ -218,8 +252,23 @@ def test_nightly_chain_equals_a_full_recomputation(warehouses: Warehouses) -> No
     assert not state["intermediate.int_account_touchpoints"]["rebuilt"]
     # a new evaluation date (August 1st: its 90 days have passed) is added, not rebuilt
     assert not state["intermediate.int_backtest_accounts"]["rebuilt"]
+    canceled_account, cancellations = _late_cancellation(w.chain, w.landing, NIGHTS[:2])
+    edit_export(w.landing, "billing", third, "subscriptions",
+                lambda rows: [*rows, *cancellations])
     _night(w, third)
     before = _assert_same(w, f"night {third}")
+    # the account canceled late churned within the horizon that includes August 20th, found
+    # from the instant its new versions take effect (not from every instant: -infinity)
+    with psycopg.connect(w.chain) as conn:
+        assert conn.execute(
+            "select array_agg(distinct _written_from) from intermediate.int_subscription_intervals"
+            " where account_id = %s and _written_as_of = %s", (canceled_account, third)
+        ).fetchone()[0] == [datetime.fromisoformat(LATE_CANCEL)]
+    columns, rows = before["intermediate.int_backtest_accounts"]
+    churned = {(r[columns.index("evaluation_date")], r[columns.index("horizon_days")])
+               for r in rows if r[columns.index("account_id")] == canceled_account
+               and r[columns.index("churned_within_horizon")]}
+    assert (date(2026, 8, 1), 90) in churned
     # the subscription facts changed with the date alone (_flipping_subscriptions), not rebuilt
     assert not _state(w.chain)["intermediate.int_account_subscription_facts"]["rebuilt"]
 

@@ -11,7 +11,12 @@
 -- new evaluation date, a new horizon) for every account, and recomputes the outcomes of the
 -- accounts whose subscription intervals a run wrote since this table's last build (macro
 -- derived_plan), writing only the rows whose outcome changed (a past date's score does not
--- change). Rebuilt whole when the scores were rebuilt or their weights changed (the plan's
+-- change). Of such an account it recomputes only the pairs whose horizon ends after the first
+-- instant its intervals may have changed (changed_since below): a pair's horizon has passed
+-- by the night (int_backtest_dates), so a night's ordinary changes, which take effect that
+-- night, decide no pair it holds, and a late or corrected version only the pairs from its
+-- instant on (issue 15: every pair of a changed account grew with the number of dates).
+-- Rebuilt whole when the scores were rebuilt or their weights changed (the plan's
 -- inputs), a pair it holds is no longer wanted (a var changed), or int_subscription_intervals
 -- was rebuilt or moved a subscription to another account.
 {{ config(
@@ -60,6 +65,48 @@
 {%- set changed_accounts -%}
     select distinct account_id from {{ intervals_model }} where _written_at > {{ plan.since_at }}
 {%- endset %}
+{#- per changed account, the first instant from which its MRR, or the set of moments at which
+    it is checked (zero_moments), may differ from what this table was computed with:
+    int_subscription_intervals' _written_from (-infinity when several runs wrote intervals
+    since), or a start or cancellation before it that a new version brings and the version
+    before it did not have. Any zero moment before that instant is unchanged, so is the
+    outcome of a pair whose horizon ends at or before it. moments_from: the earliest moment
+    that can decide a pair recomputed (its evaluation date's end lies at most the longest
+    horizon before that instant). -#}
+{%- set changed_since -%}
+    select
+        account_id,
+        changed_from,
+        changed_from - make_interval(days => (select max(horizon_days) from {{ dates_model }}))
+            as moments_from
+    from (
+        select
+            n.account_id,
+            min(
+                case
+                    when {{ written_by_one_run(intervals_model, plan.since_at) }}
+                    then least(
+                        n._written_from,
+                        case
+                            when n.valid_from >= n._written_from
+                             and n.started_at is distinct from p.started_at
+                            then n.started_at
+                        end,
+                        case
+                            when n.valid_from >= n._written_from
+                             and n.canceled_at is distinct from p.canceled_at
+                            then n.canceled_at
+                        end)
+                    else '-infinity'
+                end
+            ) as changed_from
+        from {{ intervals_model }} as n
+        left join {{ intervals_model }} as p
+            on p.subscription_id = n.subscription_id and p.valid_to = n.valid_from
+        where n._written_at > {{ plan.since_at }}
+        group by n.account_id
+    ) as a
+{%- endset %}
 {%- set new_pair_filter -%}
     (d.evaluation_date, d.horizon_days) in (
     {%- for pair in new_pairs %}
@@ -79,16 +126,29 @@
 {%- set window_from = end_of_day("date '" ~ new_dates | min ~ "'") %}
 {%- set window_to = end_of_day("date '" ~ new_ends | max ~ "'") %}
 {%- endif %}
-with intervals as (
-    select * from {{ intervals_model }}
+with
+{%- if incremental %}
+changed_since as materialized (
+    {{ changed_since }}
+),
+{%- endif %}
+intervals as (
     {%- if incremental %}
-    where account_id in ({{ changed_accounts }})
+    -- a changed account's intervals that bring a moment from moments_from on or are in effect
+    -- then (and within a new pair's horizon), each with the account's moments_from: a column,
+    -- not a join in the queries below, whose estimates of the night's few changed rows are poor
+    {%- set bound = 'least(a.moments_from, ' ~ window_from ~ ')' if new_pairs else 'a.moments_from' %}
+    select s.*, a.moments_from
+    from {{ intervals_model }} as s
+    inner join changed_since as a on a.account_id = s.account_id
+    where s.valid_to is null or s.valid_to >= {{ bound }}
+       or s.started_at >= {{ bound }} or s.canceled_at >= {{ bound }}
     {%- if new_pairs %}
     union all
     -- a new pair's outcome needs only the moments within its horizon and the intervals in
     -- effect then (indexes on valid_from, started_at, canceled_at and valid_to): the same rows
     -- however long the history (issue 15: reading every interval grew with it)
-    select * from {{ intervals_model }}
+    select *, null::timestamptz as moments_from from {{ intervals_model }}
     where account_id not in ({{ changed_accounts }})
       and (
           (valid_from < {{ window_to }} and (valid_to is null or valid_to >= {{ window_from }}))
@@ -96,6 +156,8 @@ with intervals as (
           or (canceled_at >= {{ window_from }} and canceled_at < {{ window_to }})
       )
     {%- endif %}
+    {%- else %}
+    select * from {{ intervals_model }}
     {%- endif %}
 ),
 changes as (
@@ -105,9 +167,11 @@ changes as (
     from intervals as s
     cross join lateral (values (s.valid_from), (s.started_at), (s.canceled_at)) as m (changed_at)
     where m.changed_at is not null
-    {%- if incremental and new_pairs %}
-      and (s.account_id in ({{ changed_accounts }})
-           or (m.changed_at >= {{ window_from }} and m.changed_at < {{ window_to }}))
+    {%- if incremental %}
+      and (m.changed_at >= s.moments_from
+           {%- if new_pairs %}
+           or (m.changed_at >= {{ window_from }} and m.changed_at < {{ window_to }})
+           {%- endif %})
     {%- endif %}
 ),
 zero_moments as (
@@ -128,7 +192,8 @@ scores as (
     from {{ scores_model }} as b
     inner join {{ dates_model }} as d on d.evaluation_date = b.evaluation_date
     {%- if incremental %}
-    where b.account_id in ({{ changed_accounts }})
+    inner join changed_since as a on a.account_id = b.account_id
+    where {{ end_of_day('d.evaluation_date + d.horizon_days') }} > a.changed_from
     {%- if new_pairs %}
       and not {{ new_pair_filter }}
     union all
