@@ -62,11 +62,9 @@
 {%- endif %}
 {%- set plan = derived_plan([intervals_model], inputs=inputs, rebuild=gone_pairs | length > 0) %}
 {%- set incremental = plan.mode == 'incremental' %}
-{%- set changed_accounts -%}
-    select distinct account_id from {{ intervals_model }} where _written_at > {{ plan.since_at }}
-{%- endset %}
-{#- per changed account, the first instant from which its MRR, or the set of moments at which
-    it is checked (zero_moments), may differ from what this table was computed with:
+{#- the accounts whose intervals a run wrote since this table's build and, for each, the
+    first instant from which its MRR, or the set of moments at which it is checked
+    (zero_moments), may differ from what this table was computed with:
     int_subscription_intervals' _written_from (-infinity when several runs wrote intervals
     since), or a start or cancellation before it that a new version brings and the version
     before it did not have. Any zero moment before that instant is unchanged, so is the
@@ -149,7 +147,7 @@ intervals as (
     -- effect then (indexes on valid_from, started_at, canceled_at and valid_to): the same rows
     -- however long the history (issue 15: reading every interval grew with it)
     select *, null::timestamptz as moments_from from {{ intervals_model }}
-    where account_id not in ({{ changed_accounts }})
+    where account_id not in (select account_id from changed_since)
       and (
           (valid_from < {{ window_to }} and (valid_to is null or valid_to >= {{ window_from }}))
           or (started_at >= {{ window_from }} and started_at < {{ window_to }})
