@@ -225,7 +225,7 @@ def _meminfo_mib(*fields: str) -> float:
     return sum(int(values[f].split()[0]) for f in fields) / 1024
 
 
-def settle(url: str) -> tuple[float, float]:
+def settle(server: str) -> tuple[float, float]:
     """Wait until what the last night (or the copy of the history) wrote is on disk: a
     CHECKPOINT, then sync(2). (seconds, MiB of the page cache still dirty before.)
 
@@ -236,8 +236,7 @@ def settle(url: str) -> tuple[float, float]:
     is not on this machine gets the CHECKPOINT only."""
     dirty = _meminfo_mib("Dirty", "Writeback")
     started = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("checkpoint")
+    admin(server, sql.SQL("checkpoint"))  # the whole server's, whichever database
     os.sync()
     return time.perf_counter() - started, dirty
 
@@ -257,7 +256,7 @@ def run_nights(server: str, template: str, landing: Path, days: list[datetime.da
     try:
         for day in days:
             if settled:
-                seconds, dirty = settle(url)
+                seconds, dirty = settle(server)
                 print(f"  settled before {day} in {seconds:.1f} s ({dirty:,.0f} MiB of the"
                       " page cache dirty)", flush=True)
             with PeakMemory() as memory:
